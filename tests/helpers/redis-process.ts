@@ -80,9 +80,10 @@ export function dataNodeArgs(port: number, dir: string): string[] {
     "--appendonly", "no",
     "--protected-mode", "no",
     "--daemonize", "no",
-    "--repl-diskless-sync", "yes",
-    "--repl-diskless-sync-delay", "0",
-    "--repl-diskless-load", "swapdb",
+    // Disk-based full sync: starts at once (diskless waits repl-diskless-sync-delay, and then holds the
+    // write stream until the replica's first REPLCONF ACK, up to a second later: writes made then are not
+    // on the replica yet, which a failover test would see as lost writes).
+    "--repl-diskless-sync", "no",
     "--replica-announce-ip", "127.0.0.1",
   ];
 }
