@@ -160,6 +160,14 @@ export function writeConfig(dir: string, name: string, lines: string[]): string 
  * retries: a dead or stopped node rejects within `timeoutMs`.
  */
 export async function command(port: number, argv: string[], timeoutMs = 1000): Promise<unknown> {
+  return commands(port, [argv], timeoutMs);
+}
+
+/**
+ * Sends several commands in order on one fresh connection (e.g. `READONLY` then a read on a cluster
+ * replica) and returns the last reply.
+ */
+export async function commands(port: number, list: string[][], timeoutMs = 1000): Promise<unknown> {
   const client = new Redis({
     host: "127.0.0.1",
     port,
@@ -175,8 +183,9 @@ export async function command(port: number, argv: string[], timeoutMs = 1000): P
   });
   try {
     await client.connect();
-    const [name, ...rest] = argv;
-    return await client.call(name!, ...rest);
+    let reply: unknown;
+    for (const [name, ...rest] of list) reply = await client.call(name!, ...rest);
+    return reply;
   } finally {
     client.disconnect();
   }
