@@ -1,0 +1,6 @@
+/** The only import point of the cache layer for the rest of `src/`. */
+export * from "./types";
+export * from "./keys";
+export * from "./errors";
+export * from "./memory";
+export * from "./noop";
