@@ -4,3 +4,4 @@ export * from "./keys";
 export * from "./errors";
 export * from "./memory";
 export * from "./noop";
+export * from "./redis";
