@@ -5,3 +5,4 @@ export * from "./errors";
 export * from "./memory";
 export * from "./noop";
 export * from "./redis";
+export * from "./factory";

@@ -1,0 +1,132 @@
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
+import type { Config } from "../config";
+import type { Logger } from "../logger";
+import { metrics } from "../metrics";
+import type { RedisTarget } from "../redis-url";
+import { InMemorySessionCache } from "./memory";
+import { RedisSessionCache } from "./redis";
+import type { SessionCache } from "./types";
+
+/** What the service needs from the backend: the cache, and the Redis client for login throttling. */
+export interface SessionBackend {
+  cache: SessionCache;
+  /** The Redis client (login throttling shares it); undefined for the in-memory backend. */
+  redis: Redis | Cluster | undefined;
+  /** Closes the cache and the client. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Capped exponential backoff between reconnection attempts (ms). */
+export function backoff(attempt: number): number {
+  return Math.min(50 * 2 ** Math.min(attempt, 10), 2000);
+}
+
+/**
+ * Builds an ioredis client for a parsed `BANGUI_REDIS_URL`, fail-fast: no offline queue, one retry per
+ * request, command and connect timeouts from the config, capped reconnection backoff.
+ * @param options.lazyConnect @default false
+ * @param options.protocol RESP version. @default 2 (ioredis default)
+ */
+export function createRedisClient(
+  target: RedisTarget,
+  config: Config,
+  options: { lazyConnect?: boolean; protocol?: 2 | 3; logger?: Logger } = {},
+): Redis | Cluster {
+  const common: RedisOptions = {
+    commandTimeout: config.redisCommandTimeoutMs,
+    connectTimeout: config.redisConnectTimeoutMs,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: backoff,
+    lazyConnect: options.lazyConnect ?? false,
+    ...(options.protocol !== undefined ? { protocol: options.protocol } : {}),
+    ...(target.username !== undefined ? { username: target.username } : {}),
+    ...(target.password !== undefined ? { password: target.password } : {}),
+  } as RedisOptions;
+
+  let client: Redis | Cluster;
+  if (target.kind === "standalone") {
+    client = new Redis({
+      ...common,
+      host: target.host,
+      port: target.port,
+      db: target.db,
+      ...(target.tls ? { tls: {} } : {}),
+    });
+  } else if (target.kind === "sentinel") {
+    client = new Redis({
+      ...common,
+      sentinels: target.sentinels,
+      name: target.masterName,
+      db: target.db,
+      sentinelRetryStrategy: backoff,
+      ...(target.username !== undefined ? { sentinelUsername: target.username } : {}),
+      ...(target.password !== undefined ? { sentinelPassword: target.password } : {}),
+    });
+  } else {
+    const clusterOptions: ClusterOptions = {
+      redisOptions: common,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: backoff,
+      slotsRefreshTimeout: config.redisConnectTimeoutMs,
+      lazyConnect: options.lazyConnect ?? false,
+      maxRedirections: 16,
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
+      retryDelayOnTryAgain: 100,
+    };
+    client = new Cluster(target.nodes, clusterOptions);
+  }
+
+  const log = options.logger;
+  // Without an 'error' listener an unreachable Redis would crash the process with an unhandled event.
+  client.on("error", (err: Error) => {
+    // ioredis messages carry host:port at most, never credentials (they are not in the URL we log).
+    log?.warn({ err: { name: err.name, message: err.message } }, "redis connection error");
+  });
+  client.on("ready", () => metrics.backendUp.set(1));
+  client.on("end", () => metrics.backendUp.set(0));
+  client.on("close", () => metrics.backendUp.set(0));
+  return client;
+}
+
+/**
+ * The backend of one process: no `BANGUI_REDIS_URL` -> InMemorySessionCache(memoryMaxSessions);
+ * otherwise RedisSessionCache on a client from `createRedisClient`.
+ */
+export function createSessionBackend(config: Config, deps: { logger: Logger }): SessionBackend {
+  if (config.redis === undefined) {
+    const cache = new InMemorySessionCache({ maxSessions: config.memoryMaxSessions });
+    metrics.backendUp.set(1);
+    return { cache, redis: undefined, close: () => cache.close() };
+  }
+  const logger = deps.logger.child({ component: "session-cache" });
+  const client = createRedisClient(config.redis, config, { logger });
+  const redisCache = new RedisSessionCache({
+    client,
+    keyPrefix: config.keyPrefix,
+    logger,
+    waitReplicas: config.redisWaitReplicas,
+    waitTimeoutMs: config.redisWaitTimeoutMs,
+    ownsClient: true,
+  });
+  let cache: SessionCache = redisCache;
+  // ---- NEAR-CACHE WRAP (speed engineer, src/cache/near-cache.ts) ----
+  // When config.nearCache is true, wrap `redisCache` here: cache = new NearCache({ inner: redisCache, ... }).
+  // ---- END NEAR-CACHE WRAP ----
+  let closed = false;
+  return {
+    cache,
+    redis: client,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await cache.close();
+    },
+  };
+}
+
+/** = `createSessionBackend(config, deps).cache` (its close() releases the client too). */
+export function createSessionCache(config: Config, deps: { logger: Logger }): SessionCache {
+  return createSessionBackend(config, deps).cache;
+}
