@@ -1,0 +1,72 @@
+import express from "express";
+import helmet from "helmet";
+import { pinoHttp } from "pino-http";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { SessionService } from "../auth/session-service";
+import type { Config } from "../config";
+import type { Logger } from "../logger";
+import { errorHandler, notFound } from "./errors";
+import { authRouter } from "./routes/auth";
+import { opsRouter } from "./routes/ops";
+
+/** What createApp needs; the worker builds it (cluster/worker.ts). */
+export interface AppDeps {
+  sessions: SessionService;
+  config: Config;
+  logger: Logger;
+  /** True when the session backend answers (GET /readyz). */
+  ready: () => Promise<boolean>;
+  /** Aggregated metrics text; @default this process's prom-client default registry */
+  metricsText?: () => Promise<{ contentType: string; body: string }>;
+}
+
+/** Paths hit on every request of a client or a probe: logged at debug only, to keep the hot path quiet. */
+const QUIET_PATHS = new Set(["/api/auth/session", "/healthz", "/readyz", "/metrics"]);
+
+function pathOf(url: string | undefined): string {
+  if (url === undefined) return "";
+  const q = url.indexOf("?");
+  return q === -1 ? url : url.slice(0, q);
+}
+
+/** `BANGUI_TRUST_PROXY` as Express takes it: true/false, a hop count, or addresses/subnets. */
+export function parseTrustProxy(value: string): boolean | number | string {
+  if (value === "true") return true;
+  if (value === "false") return false;
+  if (/^\d+$/.test(value)) return Number(value);
+  return value;
+}
+
+/**
+ * The Express 5 app of the login service (no listen: cluster/worker.ts does that, tests use supertest).
+ * Access logs carry method, path (no query string), status and timing: never headers, bodies, cookies.
+ */
+export function createApp(deps: AppDeps): express.Express {
+  const { config } = deps;
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  if (config.trustProxy !== undefined) app.set("trust proxy", parseTrustProxy(config.trustProxy));
+
+  app.use(helmet());
+  app.use(
+    pinoHttp({
+      logger: deps.logger.child({ component: "http" }),
+      quietReqLogger: true,
+      serializers: {
+        req: (req: IncomingMessage & { id?: unknown }) => ({ id: req.id, method: req.method, path: pathOf(req.url) }),
+        res: (res: ServerResponse) => ({ statusCode: res.statusCode }),
+      },
+      customLogLevel: (req, res, err) => {
+        if (err !== undefined || res.statusCode >= 500) return "error";
+        return QUIET_PATHS.has(pathOf(req.url)) ? "debug" : "info";
+      },
+    }),
+  );
+
+  app.use("/api/auth", authRouter(deps.sessions, config));
+  app.use(opsRouter({ ready: deps.ready, ...(deps.metricsText ? { metricsText: deps.metricsText } : {}) }));
+  app.use(notFound);
+  app.use(errorHandler(deps.logger.child({ component: "http" })));
+  return app;
+}

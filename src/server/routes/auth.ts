@@ -1,0 +1,164 @@
+import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Router } from "express";
+import { serialize } from "cookie";
+import { z } from "zod";
+import type { Session } from "../../cache";
+import type { SessionService } from "../../auth/session-service";
+import { publicHandle } from "../../auth/tokens";
+import type { Config } from "../../config";
+import { metrics } from "../../metrics";
+import { answerFor, HttpError, methodNotAllowed } from "../errors";
+import { extractToken, SESSION_COOKIE } from "../extract-token";
+
+/** Body of POST /api/auth/login. */
+export const LoginBodySchema = z.object({
+  username: z.string().min(1).max(256),
+  password: z.string().min(1).max(1024),
+});
+
+/** What `requireSession` leaves on `res.locals`. */
+interface AuthLocals {
+  sessionId: string;
+  session: Session;
+}
+
+const JSON_TYPES = ["application/json", "application/*+json"];
+
+function sessionCookie(token: string, maxAgeSeconds: number, secure: boolean): string {
+  return serialize(SESSION_COOKIE, token, { httpOnly: true, sameSite: "strict", path: "/", maxAge: maxAgeSeconds, secure });
+}
+
+function clearedCookie(secure: boolean): string {
+  return serialize(SESSION_COOKIE, "", {
+    httpOnly: true,
+    sameSite: "strict",
+    path: "/",
+    maxAge: 0,
+    expires: new Date(0),
+    secure,
+  });
+}
+
+function loginOutcome(err: unknown): "invalid" | "throttled" | "bad_request" | "unavailable" | "error" {
+  const { status } = answerFor(err);
+  if (status === 401) return "invalid";
+  if (status === 429) return "throttled";
+  if (status === 503) return "unavailable";
+  if (status < 500) return "bad_request";
+  return "error";
+}
+
+/** The /api/auth routes (thin: parse, call the SessionService, send). */
+export function authRouter(sessions: SessionService, config: Config): Router {
+  const router = express.Router({ strict: false, caseSensitive: true });
+  const secure = config.cookieSecure;
+  const jsonBody = express.json({ limit: config.bodyLimitBytes, strict: true, type: JSON_TYPES });
+
+  router.use((_req, res, next) => {
+    res.setHeader("Cache-Control", "no-store");
+    next();
+  });
+
+  /** 401 unless the request carries a valid session; counts session checks by outcome. */
+  const requireSession: RequestHandler = async (req, res, next) => {
+    const token = extractToken(req);
+    let found: { id: string; session: Session } | null = null;
+    try {
+      found = token === undefined ? null : await sessions.validate(token);
+    } catch (err) {
+      metrics.sessionChecks.inc({ outcome: "unavailable" });
+      throw err;
+    }
+    if (found === null) {
+      metrics.sessionChecks.inc({ outcome: "invalid" });
+      throw new HttpError(401, "unauthenticated", "no valid session");
+    }
+    metrics.sessionChecks.inc({ outcome: "valid" });
+    const locals = res.locals as AuthLocals;
+    locals.sessionId = found.id;
+    locals.session = found.session;
+    next();
+  };
+
+  const requireJson: RequestHandler = (req, _res, next) => {
+    if (req.is(JSON_TYPES) === false || req.is(JSON_TYPES) === null) {
+      throw new HttpError(415, "unsupported_media_type", "send the body as application/json");
+    }
+    next();
+  };
+
+  const countLoginFailure: ErrorRequestHandler = (err, _req, _res, next) => {
+    metrics.logins.inc({ outcome: loginOutcome(err) });
+    next(err);
+  };
+
+  router
+    .route("/login")
+    .post(requireJson, jsonBody, async (req: Request, res) => {
+      const body = LoginBodySchema.safeParse(req.body);
+      if (!body.success) throw new HttpError(400, "invalid_request", "expected {username, password} as strings");
+      const userAgent = req.get("user-agent");
+      const { token, session } = await sessions.login(body.data.username, body.data.password, {
+        ip: req.ip ?? req.socket.remoteAddress ?? "unknown",
+        ...(userAgent !== undefined ? { userAgent } : {}),
+      });
+      metrics.logins.inc({ outcome: "success" });
+      res.append("Set-Cookie", sessionCookie(token, sessions.sessionTtlSeconds, secure));
+      res.status(200).json({ username: session.username, expiresAt: new Date(session.expiresAt).toISOString() });
+    })
+    .all(methodNotAllowed(["POST"]));
+  router.use("/login", countLoginFailure);
+
+  router
+    .route("/session")
+    .get(requireSession, (_req, res) => {
+      const { session } = res.locals as AuthLocals;
+      res.status(200).json({
+        username: session.username,
+        createdAt: new Date(session.createdAt).toISOString(),
+        expiresAt: new Date(session.expiresAt).toISOString(),
+      });
+    })
+    .all(methodNotAllowed(["GET", "HEAD"]));
+
+  router
+    .route("/logout")
+    .post(async (req, res) => {
+      const token = extractToken(req);
+      if (token !== undefined) await sessions.logout(token);
+      res.append("Set-Cookie", clearedCookie(secure));
+      res.status(204).end();
+    })
+    .all(methodNotAllowed(["POST"]));
+
+  router
+    .route("/logout-all")
+    .post(requireSession, async (_req, res) => {
+      const { session } = res.locals as AuthLocals;
+      await sessions.logoutAll(session.username);
+      res.append("Set-Cookie", clearedCookie(secure));
+      res.status(204).end();
+    })
+    .all(methodNotAllowed(["POST"]));
+
+  router
+    .route("/sessions")
+    .get(requireSession, async (_req, res) => {
+      const { session, sessionId } = res.locals as AuthLocals;
+      res.status(200).json({ sessions: await sessions.listSessions(session.username, sessionId) });
+    })
+    .all(methodNotAllowed(["GET", "HEAD"]));
+
+  router
+    .route("/sessions/:id")
+    .delete(requireSession, async (req, res) => {
+      const { session, sessionId } = res.locals as AuthLocals;
+      const handle = String(req.params.id);
+      const revoked = await sessions.revokeSession(session.username, handle);
+      if (!revoked) throw new HttpError(404, "not_found", "no such session");
+      if (handle === publicHandle(sessionId)) res.append("Set-Cookie", clearedCookie(secure));
+      res.status(204).end();
+    })
+    .all(methodNotAllowed(["DELETE"]));
+
+  return router;
+}
