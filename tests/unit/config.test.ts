@@ -1,0 +1,142 @@
+import { loadConfig } from "../../src/config";
+import { ConfigError } from "../../src/errors";
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error("expected loadConfig to throw");
+}
+
+describe("loadConfig defaults", () => {
+  it("an empty environment gives the documented defaults", () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      redis: undefined,
+      workers: 1,
+      host: "127.0.0.1",
+      port: 8080,
+      sessionTtlSeconds: 3600,
+      sessionIdleSeconds: undefined,
+      keyPrefix: "bangui:",
+      memoryMaxSessions: 100_000,
+      nearCache: true,
+      redisCommandTimeoutMs: 500,
+      redisConnectTimeoutMs: 2000,
+      redisWaitReplicas: "auto",
+      redisWaitTimeoutMs: 500,
+      logLevel: "info",
+      cookieSecure: false,
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it("empty strings count as unset", () => {
+    expect(loadConfig({ BANGUI_PORT: "", BANGUI_REDIS_URL: "" })).toMatchObject({ port: 8080, redis: undefined });
+  });
+
+  it("cookies are Secure by default in production", () => {
+    expect(loadConfig({ NODE_ENV: "production" }).cookieSecure).toBe(true);
+    expect(loadConfig({ NODE_ENV: "production", BANGUI_COOKIE_SECURE: "false" }).cookieSecure).toBe(false);
+  });
+});
+
+describe("loadConfig valid values", () => {
+  it.each([
+    ["BANGUI_PORT", "0", "port", 0],
+    ["BANGUI_WORKERS", "1", "workers", 1],
+    ["BANGUI_SESSION_TTL_SECONDS", " 60 ", "sessionTtlSeconds", 60],
+    ["BANGUI_MEMORY_MAX_SESSIONS", "5", "memoryMaxSessions", 5],
+    ["BANGUI_NEAR_CACHE", "off", "nearCache", false],
+    ["BANGUI_NEAR_CACHE", "YES", "nearCache", true],
+    ["BANGUI_REDIS_WAIT_REPLICAS", "0", "redisWaitReplicas", 0],
+    ["BANGUI_REDIS_WAIT_REPLICAS", "2", "redisWaitReplicas", 2],
+    ["BANGUI_REDIS_WAIT_REPLICAS", "auto", "redisWaitReplicas", "auto"],
+    ["BANGUI_KEY_PREFIX", "{app}:", "keyPrefix", "{app}:"],
+    ["BANGUI_LOG_LEVEL", "debug", "logLevel", "debug"],
+  ])("%s=%j gives %s=%j", (name, value, field, expected) => {
+    expect((loadConfig({ [name]: value }) as unknown as Record<string, unknown>)[field]).toEqual(expected);
+  });
+
+  it("BANGUI_WORKERS > 1 is accepted with a Redis URL", () => {
+    expect(loadConfig({ BANGUI_WORKERS: "4", BANGUI_REDIS_URL: "redis://127.0.0.1:6390" }).workers).toBe(4);
+  });
+});
+
+describe("loadConfig rejects bad values, naming the variable", () => {
+  it.each([
+    ["BANGUI_PORT", "http"],
+    ["BANGUI_PORT", "65536"],
+    ["BANGUI_PORT", "-1"],
+    ["BANGUI_PORT", "80.5"],
+    ["BANGUI_WORKERS", "0"],
+    ["BANGUI_WORKERS", "257"],
+    ["BANGUI_HOST", "   "],
+    ["BANGUI_SESSION_TTL_SECONDS", "0"],
+    ["BANGUI_SESSION_TTL_SECONDS", "1h"],
+    ["BANGUI_SESSION_IDLE_SECONDS", "0"],
+    ["BANGUI_MAX_SESSIONS_PER_USER", "0"],
+    ["BANGUI_COOKIE_SECURE", "maybe"],
+    ["BANGUI_KEY_PREFIX", "has space"],
+    ["BANGUI_KEY_PREFIX", "x".repeat(65)],
+    ["BANGUI_MEMORY_MAX_SESSIONS", "0"],
+    ["BANGUI_NEAR_CACHE", "2"],
+    ["BANGUI_NEAR_CACHE_MAX_AGE_MS", "0"],
+    ["BANGUI_NEAR_CACHE_MAX_ENTRIES", "0"],
+    ["BANGUI_LOGIN_MAX_FAILURES", "0"],
+    ["BANGUI_LOGIN_WINDOW_SECONDS", "0"],
+    ["BANGUI_REDIS_COMMAND_TIMEOUT_MS", "5"],
+    ["BANGUI_REDIS_CONNECT_TIMEOUT_MS", "60001"],
+    ["BANGUI_REDIS_WAIT_REPLICAS", "all"],
+    ["BANGUI_REDIS_WAIT_REPLICAS", "-1"],
+    ["BANGUI_REDIS_WAIT_TIMEOUT_MS", "0"],
+    ["BANGUI_BODY_LIMIT_BYTES", "10"],
+    ["BANGUI_SHUTDOWN_TIMEOUT_MS", "50"],
+    ["BANGUI_LOG_LEVEL", "verbose"],
+    ["BANGUI_REDIS_URL", "http://127.0.0.1:6379"],
+    ["BANGUI_REDIS_URL", "127.0.0.1:6379"],
+    ["BANGUI_REDIS_URL", "redis://a,b:6379"],
+    ["BANGUI_REDIS_URL", "redis://host:99999"],
+    ["BANGUI_REDIS_URL", "redis://host/notadb"],
+    ["BANGUI_REDIS_URL", "redis+sentinel://h1:26379"],
+    ["BANGUI_REDIS_URL", "redis+cluster://h1:7000/1"],
+  ])("%s=%j", (name, value) => {
+    const err = configError({ [name]: value });
+    expect(err.message).toContain(name);
+    expect(err.issues.some((i) => i.startsWith(`${name}:`))).toBe(true);
+  });
+
+  it("BANGUI_WORKERS > 1 without BANGUI_REDIS_URL is refused with an explanation", () => {
+    const err = configError({ BANGUI_WORKERS: "2" });
+    expect(err.message).toContain("BANGUI_WORKERS");
+    expect(err.message).toContain("BANGUI_REDIS_URL");
+  });
+
+  it("an idle timeout longer than the TTL is refused", () => {
+    const err = configError({ BANGUI_SESSION_TTL_SECONDS: "60", BANGUI_SESSION_IDLE_SECONDS: "61" });
+    expect(err.message).toContain("BANGUI_SESSION_IDLE_SECONDS");
+  });
+
+  it("reports every bad variable at once", () => {
+    const err = configError({ BANGUI_PORT: "x", BANGUI_LOG_LEVEL: "y" });
+    expect(err.issues).toHaveLength(2);
+  });
+
+  it.each([
+    "redis://admin:s3cr3t-PW@host:notaport",
+    "redis://admin:s3cr3t-PW@host/notadb",
+    "redis://admin:s3cr3t-PW@bad host:6379",
+    "ftp://admin:s3cr3t-PW@host:6379",
+    "redis+sentinel://admin:s3cr3t-PW@h1:26379",
+    "redis://admin:s3cr3t%2DPW@a,b:6379",
+  ])("no credential from the URL appears in the error (%#)", (url) => {
+    const err = configError({ BANGUI_REDIS_URL: url });
+    expect(err.message).toContain("BANGUI_REDIS_URL");
+    const text = `${err.message}\n${err.issues.join("\n")}\n${String(err.cause ?? "")}`;
+    expect(text).not.toContain("s3cr3t");
+    expect(text).not.toContain("admin");
+  });
+});
