@@ -37,6 +37,8 @@ export class InMemorySessionCache implements SessionCache {
       max,
       ttlAutopurge: false,
       allowStale: false,
+      // 0: ask the clock on every read (the default caches it for 1 ms with a real timer).
+      ttlResolution: 0,
       perf,
       dispose: (entry, id, reason) => {
         if (reason === "set") return;
