@@ -1,0 +1,48 @@
+/**
+ * Start-up: parse the configuration, make the root logger, then run the cluster primary or a worker.
+ * The only `process.exit` of the service. An invalid configuration prints its message (naming each
+ * variable) to stderr and exits 1, before any process is forked.
+ */
+import cluster from "node:cluster";
+import { ensureUsersFile } from "./auth/users";
+import { runPrimary } from "./cluster/primary";
+import { runWorker } from "./cluster/worker";
+import { loadConfig, type Config } from "./config";
+import { ConfigError } from "./errors";
+import { createLogger, type Logger } from "./logger";
+
+async function main(): Promise<number> {
+  let config: Readonly<Config>;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return 1;
+    }
+    throw err;
+  }
+  const logger: Logger = createLogger(config.logLevel);
+  try {
+    if (!cluster.isPrimary) return await runWorker(config, logger);
+    const users = await ensureUsersFile(config.usersFile);
+    if (users.created) {
+      // console, never the logger: the password must not end up in a log pipeline.
+      console.log(
+        `Created users file ${config.usersFile} with user ${users.username ?? "admin"}, password: ${users.password ?? ""} (shown once)`,
+      );
+    }
+    return await runPrimary(config, logger);
+  } catch (err) {
+    logger.fatal({ err }, cluster.isPrimary ? "the service could not start" : "worker failed");
+    return 1;
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

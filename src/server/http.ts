@@ -1,0 +1,106 @@
+/**
+ * The HTTP server around the Express app: listen, and a graceful close that stops accepting, lets the
+ * requests in flight finish, closes idle keep-alive connections, and destroys what is left at a deadline.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+
+/** A request handler (an Express app is one). */
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** What `drain` reports. */
+export interface DrainResult {
+  /** True when the deadline came first and open connections were destroyed. */
+  forced: boolean;
+  /** Requests still in flight at the deadline (0 when not forced). */
+  abandoned: number;
+}
+
+/** An HTTP server that knows its connections and the requests running on each. */
+export interface GracefulServer {
+  readonly server: Server;
+  /** Listens on host:port (0: any free port; in a cluster worker the primary owns the socket). */
+  listen(port: number, host: string): Promise<AddressInfo>;
+  /** Requests being served right now. */
+  inFlight(): number;
+  /**
+   * Stops accepting connections, answers the requests in flight (with `Connection: close`), closes
+   * each connection as soon as it is idle, and after `timeoutMs` destroys whatever is still open.
+   * Idempotent: a second call returns the first call's promise.
+   */
+  drain(timeoutMs: number): Promise<DrainResult>;
+}
+
+/** Wraps `handler` in a node:http server with connection tracking for `drain`. */
+export function createGracefulServer(handler: RequestHandler): GracefulServer {
+  const server = createServer();
+  // Requests in flight per connection: a connection at 0 is idle (keep-alive) and may be closed.
+  const connections = new Map<Socket, number>();
+  let draining: Promise<DrainResult> | undefined;
+
+  server.on("connection", (socket: Socket) => {
+    connections.set(socket, 0);
+    socket.once("close", () => connections.delete(socket));
+  });
+
+  // Registered before the handler, so the header is set before the app writes anything.
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    connections.set(socket, (connections.get(socket) ?? 0) + 1);
+    if (draining) res.setHeader("Connection", "close");
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      const left = Math.max(0, (connections.get(socket) ?? 1) - 1);
+      if (connections.has(socket)) connections.set(socket, left);
+      // A keep-alive connection whose response headers went out before the drain began: close it now.
+      if (draining && left === 0) setImmediate(() => socket.destroySoon());
+    };
+    res.once("finish", finish);
+    res.once("close", finish);
+  });
+  server.on("request", handler);
+
+  return {
+    server,
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        const onError = (err: Error) => reject(err);
+        server.once("error", onError);
+        server.listen(port, host, () => {
+          server.off("error", onError);
+          resolve(server.address() as AddressInfo);
+        });
+      });
+    },
+    inFlight() {
+      let n = 0;
+      for (const count of connections.values()) n += count;
+      return n;
+    },
+    drain(timeoutMs) {
+      if (draining) return draining;
+      draining = new Promise<DrainResult>((resolve) => {
+        let forced = false;
+        let abandoned = 0;
+        const timer = setTimeout(() => {
+          forced = true;
+          for (const [socket, count] of connections) {
+            abandoned += count;
+            socket.destroy();
+          }
+        }, timeoutMs);
+        timer.unref();
+        // close() stops accepting (in a cluster worker: tells the primary to stop sending connections)
+        // and calls back once every connection has ended.
+        server.close(() => {
+          clearTimeout(timer);
+          resolve({ forced, abandoned });
+        });
+        for (const [socket, count] of connections) if (count === 0) socket.destroySoon();
+      });
+      return draining;
+    },
+  };
+}
