@@ -1,4 +1,4 @@
-/** The only import point of the cache layer for the rest of `src/`. */
+/** The only import point of the cache layer for the rest of `src/` (types, keys, errors, backends, factory). */
 export * from "./types";
 export * from "./keys";
 export * from "./errors";
