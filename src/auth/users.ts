@@ -11,9 +11,9 @@ export const USERNAME_RE = /^[A-Za-z0-9._@-]{1,64}$/;
 /** Shortest password the users CLI accepts. */
 export const MIN_PASSWORD_LENGTH = 8;
 
-/** True when `name` is a valid username. */
+/** True when `name` is a valid username (`__proto__` excluded: the users map is a plain JSON object). */
 export function isValidUsername(name: string): boolean {
-  return USERNAME_RE.test(name);
+  return USERNAME_RE.test(name) && name !== "__proto__";
 }
 
 const UserEntrySchema = z.object({
@@ -25,7 +25,7 @@ const UserEntrySchema = z.object({
 
 const UsersFileSchema = z.object({
   version: z.literal(1),
-  users: z.record(z.string().regex(USERNAME_RE), UserEntrySchema),
+  users: z.record(z.string().refine(isValidUsername, "invalid username"), UserEntrySchema),
 });
 
 type UsersFile = z.infer<typeof UsersFileSchema>;
