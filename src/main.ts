@@ -4,7 +4,7 @@
  * variable) to stderr and exits 1, before any process is forked.
  */
 import cluster from "node:cluster";
-import { ensureUsersFile } from "./auth/users";
+import { ensureUsersFile, UserStore } from "./auth/users";
 import { runPrimary } from "./cluster/primary";
 import { runWorker } from "./cluster/worker";
 import { loadConfig, type Config } from "./config";
@@ -32,6 +32,9 @@ async function main(): Promise<number> {
         `Created users file ${config.usersFile} with user ${users.username ?? "admin"}, password: ${users.password ?? ""} (shown once)`,
       );
     }
+    // Read it once here: an unreadable users file stops the start with one clear error, instead of
+    // workers dying one after the other until the primary gives up.
+    (await UserStore.open(config.usersFile, { watch: false })).close();
     return await runPrimary(config, logger);
   } catch (err) {
     logger.fatal({ err }, cluster.isPrimary ? "the service could not start" : "worker failed");

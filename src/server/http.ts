@@ -36,6 +36,7 @@ export function createGracefulServer(handler: RequestHandler): GracefulServer {
   const server = createServer();
   // Requests in flight per connection: a connection at 0 is idle (keep-alive) and may be closed.
   const connections = new Map<Socket, number>();
+  const responses = new Set<ServerResponse>();
   let draining: Promise<DrainResult> | undefined;
 
   server.on("connection", (socket: Socket) => {
@@ -48,10 +49,12 @@ export function createGracefulServer(handler: RequestHandler): GracefulServer {
     const socket = req.socket;
     connections.set(socket, (connections.get(socket) ?? 0) + 1);
     if (draining) res.setHeader("Connection", "close");
+    responses.add(res);
     let done = false;
     const finish = () => {
       if (done) return;
       done = true;
+      responses.delete(res);
       const left = Math.max(0, (connections.get(socket) ?? 1) - 1);
       if (connections.has(socket)) connections.set(socket, left);
       // A keep-alive connection whose response headers went out before the drain began: close it now.
@@ -99,6 +102,8 @@ export function createGracefulServer(handler: RequestHandler): GracefulServer {
           resolve({ forced, abandoned });
         });
         for (const [socket, count] of connections) if (count === 0) socket.destroySoon();
+        // Requests that began before the drain: their answer tells the client not to reuse the connection.
+        for (const res of responses) if (!res.headersSent) res.setHeader("Connection", "close");
       });
       return draining;
     },

@@ -98,7 +98,9 @@ export interface ServiceHandle {
   /** Pids of the workers currently listening (from the primary's logs). */
   workerPids(): number[];
   readonly exited: Promise<ExitStatus>;
-  /** SIGTERM, then waits for the exit; rejects when it has not exited within `timeoutMs` (then kills it). */
+  /** Sends SIGTERM once (a second SIGTERM would make the primary kill its workers at once). */
+  terminate(): void;
+  /** SIGTERM (once), then waits for the exit; rejects when it has not exited within `timeoutMs` (then kills it). */
   stop(timeoutMs?: number): Promise<ExitStatus>;
   /** SIGKILL (the workers exit when their IPC channel closes) and wait. Idempotent. */
   kill(): Promise<void>;
@@ -198,6 +200,13 @@ export async function startService(options: StartServiceOptions = {}): Promise<S
     });
   };
 
+  let terminated = false;
+  const terminate = () => {
+    if (terminated || child.exitCode !== null || child.signalCode !== null) return;
+    terminated = true;
+    child.kill("SIGTERM");
+  };
+
   const kill = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     await exited;
@@ -242,8 +251,9 @@ export async function startService(options: StartServiceOptions = {}): Promise<S
       return [...alive.values()];
     },
     exited,
+    terminate,
     async stop(timeoutMs = 10_000) {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      terminate();
       let timer: NodeJS.Timeout | undefined;
       const status = await Promise.race([
         exited,

@@ -1,0 +1,189 @@
+/**
+ * The process life of the built service (in-memory backend, no Redis needed): configuration refusals,
+ * the first start that creates the admin user, session expiry, a SIGTERM that lets a request in flight
+ * finish, and a primary that gives up when its workers keep dying.
+ */
+import { existsSync, writeFileSync } from "node:fs";
+import { createServer, connect, type Server, type Socket } from "node:net";
+import { Agent } from "node:http";
+import { join } from "node:path";
+import {
+  http,
+  login,
+  MAIN_JS,
+  removeTempDir,
+  runNode,
+  sessionCookie,
+  startService,
+  stopAll,
+  tempDir,
+  type ServiceHandle,
+} from "../helpers/service";
+
+jest.setTimeout(60_000);
+
+let dir: string;
+const started: ServiceHandle[] = [];
+
+beforeAll(() => {
+  dir = tempDir("lifecycle");
+});
+
+afterAll(async () => {
+  await stopAll(started);
+  if (dir) removeTempDir(dir);
+});
+
+test("several workers without BANGUI_REDIS_URL refuse to start: non-zero exit, stderr names BANGUI_REDIS_URL", async () => {
+  const usersFile = join(dir, "refused-users.json");
+  const r = await runNode(MAIN_JS, [], { env: { BANGUI_WORKERS: "3", BANGUI_USERS_FILE: usersFile, BANGUI_PORT: "0" } });
+  expect(r.code).not.toBe(0);
+  expect(r.code).not.toBeNull();
+  expect(r.stderr).toContain("BANGUI_REDIS_URL");
+  expect(r.stderr).toContain("BANGUI_WORKERS");
+  expect(r.stdout).not.toContain('"listening"');
+  expect(existsSync(usersFile)).toBe(false);
+});
+
+test("an invalid value stops the start with exit code 1 and a message naming the variable", async () => {
+  const r = await runNode(MAIN_JS, [], {
+    env: { BANGUI_SESSION_TTL_SECONDS: "-5", BANGUI_USERS_FILE: join(dir, "bad-users.json"), BANGUI_PORT: "0" },
+  });
+  expect(r.code).toBe(1);
+  expect(r.stderr).toContain("BANGUI_SESSION_TTL_SECONDS");
+  expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+});
+
+test("a users file that does not parse stops the start with exit code 1 before any worker runs", async () => {
+  const usersFile = join(dir, "corrupt-users.json");
+  writeFileSync(usersFile, "{ not json");
+  const r = await runNode(MAIN_JS, [], { env: { BANGUI_USERS_FILE: usersFile, BANGUI_PORT: "0" } });
+  expect(r.code).toBe(1);
+  expect(r.stdout).toContain("the service could not start");
+  expect(r.stdout).not.toContain("worker listening");
+});
+
+test("the first start creates the admin user and prints its password once, never in a log line", async () => {
+  const usersFile = join(dir, "first-users.json");
+  const first = await startService({ env: { BANGUI_USERS_FILE: usersFile, BANGUI_LOG_LEVEL: "trace" } });
+  started.push(first);
+  const printed = first.stdout().split("\n").filter((l) => l.includes("password:"));
+  expect(printed).toHaveLength(1);
+  const match = /^Created users file .* with user admin, password: (\S+) \(shown once\)$/.exec(printed[0]!);
+  expect(match).not.toBeNull();
+  const password = match![1]!;
+  expect(password.length).toBeGreaterThanOrEqual(16);
+
+  const token = await login(first.url, "admin", password);
+  expect((await http(first.url, "GET", "/api/auth/session", { cookie: token })).status).toBe(200);
+  expect((await http(first.url, "POST", "/api/auth/login", { body: { username: "admin", password: "wrong-one" } })).status).toBe(401);
+  await first.stop();
+
+  const second = await startService({ env: { BANGUI_USERS_FILE: usersFile } });
+  started.push(second);
+  await second.stop();
+  for (const service of [first, second]) {
+    const everything = service.stdout() + service.stderr();
+    const occurrences = everything.split(password).length - 1;
+    expect(occurrences).toBe(service === first ? 1 : 0);
+    // Neither the password nor the token in any JSON log line (trace level logs every request).
+    for (const line of service.logs()) {
+      const text = JSON.stringify(line);
+      expect(text).not.toContain(password);
+      expect(text).not.toContain(token);
+    }
+  }
+  expect(second.stdout()).not.toContain("Created users file");
+});
+
+test("a session ends at its absolute lifetime (BANGUI_SESSION_TTL_SECONDS=2): cookie Max-Age 2, then 401", async () => {
+  const usersFile = join(dir, "ttl-users.json");
+  const s = await startService({ env: { BANGUI_USERS_FILE: usersFile, BANGUI_SESSION_TTL_SECONDS: "2" } });
+  started.push(s);
+  const password = /password: (\S+) \(shown once\)/.exec(s.stdout())![1]!;
+  const res = await http(s.url, "POST", "/api/auth/login", { body: { username: "admin", password } });
+  expect(res.status).toBe(200);
+  const cookie = sessionCookie(res)!;
+  expect(cookie.attributes.get("max-age")).toBe("2");
+  expect(Date.parse(res.json.expiresAt) - Date.now()).toBeLessThanOrEqual(2000);
+  expect((await http(s.url, "GET", "/api/auth/session", { token: cookie.value })).status).toBe(200);
+  await new Promise((r) => setTimeout(r, 2300));
+  expect((await http(s.url, "GET", "/api/auth/session", { token: cookie.value })).status).toBe(401);
+});
+
+/** Sends the head of a login request with `Expect: 100-continue` and resolves once the server answered 100. */
+function startSlowLogin(port: number, body: string): Promise<{ socket: Socket; response: Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1");
+    let data = "";
+    let continued = false;
+    let onEnd!: (text: string) => void;
+    const response = new Promise<string>((res) => (onEnd = res));
+    socket.setEncoding("utf8");
+    socket.on("error", reject);
+    socket.on("data", (chunk: string) => {
+      data += chunk;
+      if (!continued && data.includes("100 Continue")) {
+        continued = true;
+        data = "";
+        resolve({ socket, response });
+      }
+    });
+    socket.on("close", () => onEnd(data));
+    socket.write(
+      "POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\n\r\n`,
+    );
+  });
+}
+
+test("SIGTERM lets a request in flight finish, closes idle keep-alive connections, and exits 0", async () => {
+  const usersFile = join(dir, "drain-users.json");
+  const s = await startService({ env: { BANGUI_USERS_FILE: usersFile } });
+  started.push(s);
+  const password = /password: (\S+) \(shown once\)/.exec(s.stdout())![1]!;
+  // An idle keep-alive connection must not hold the shutdown up.
+  const agent = new Agent({ keepAlive: true });
+  expect((await http(s.url, "GET", "/healthz", { agent })).status).toBe(200);
+
+  const body = JSON.stringify({ username: "admin", password });
+  const { socket, response } = await startSlowLogin(s.port, body);
+  s.terminate();
+  const draining = await s.waitForLog((l) => l.msg === "draining");
+  expect(draining.inFlight).toBe(1);
+
+  socket.write(body); // not end(): a half-closed request is aborted by node:http, drain or not
+  const answer = await response;
+  expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+  expect(answer.toLowerCase()).toContain("connection: close");
+  expect(answer).toContain("bangui_session=");
+
+  const status = await s.stop();
+  expect(status).toEqual({ code: 0, signal: null });
+  const messages = s.logs().map((l) => l.msg);
+  expect(messages).toContain("worker drained");
+  expect(messages).not.toContain("drain timeout: open connections destroyed");
+  expect(messages).not.toContain("killing workers that did not stop");
+  agent.destroy();
+});
+
+test("workers that keep dying make the primary give up loudly with exit code 1", async () => {
+  // The port is taken, so every worker fails to listen.
+  const blocker: Server = createServer();
+  await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
+  const port = (blocker.address() as { port: number }).port;
+  try {
+    const r = await runNode(MAIN_JS, [], {
+      env: { BANGUI_USERS_FILE: join(dir, "loop-users.json"), BANGUI_PORT: String(port) },
+      timeoutMs: 30_000,
+    });
+    expect(r.code).toBe(1);
+    expect(r.signal).toBeNull();
+    const lines = r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { msg: string; level: number });
+    expect(lines.filter((l) => l.msg === "worker died; restarting it").length).toBe(5);
+    const fatal = lines.find((l) => l.msg.startsWith("workers keep dying"));
+    expect(fatal?.level).toBe(60);
+  } finally {
+    await new Promise((r) => blocker.close(r));
+  }
+});
