@@ -155,8 +155,8 @@ export class SessionService {
   private isLive(session: Session, now: number): boolean {
     if (session.expiresAt <= now) return false;
     if (session.idleSeconds !== undefined && session.lastSeenAt + session.idleSeconds * 1000 <= now) return false;
-    const user = this.users.get(session.username);
-    return user !== undefined && session.credentialId === user.credentialId;
+    const current = this.users.credentialIdOf(session.username);
+    return current !== undefined && session.credentialId === current;
   }
 
   /** Ends the session of a token, if any. Idempotent. @throws SessionBackendUnavailableError */

@@ -142,6 +142,11 @@ export class UserStore {
     return entry === undefined ? undefined : { username, ...entry };
   }
 
+  /** The current credential id of a user (the session check's lookup: no allocation), or undefined. */
+  credentialIdOf(username: string): string | undefined {
+    return Object.hasOwn(this.data.users, username) ? this.data.users[username]?.credentialId : undefined;
+  }
+
   /** Usernames, sorted. */
   list(): string[] {
     return Object.keys(this.data.users).sort();

@@ -58,6 +58,7 @@ export function createApp(deps: AppDeps): express.Express {
         res: (res: ServerResponse) => ({ statusCode: res.statusCode }),
       },
       customLogLevel: (req, res, err) => {
+        if (res.statusCode === 503) return "warn";
         if (err !== undefined || res.statusCode >= 500) return "error";
         return QUIET_PATHS.has(pathOf(req.url)) ? "debug" : "info";
       },

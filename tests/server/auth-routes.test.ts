@@ -406,11 +406,15 @@ describe.each<BackendKind>(["memory", "redis"])("HTTP API on the %s backend", (k
       const ready = await request(h.app).get("/readyz");
       expect(ready.status).toBe(200);
       await login(h);
+      await login(h, "alice", "wrong-password");
+      await request(h.app).post("/api/auth/login").send({});
+      await request(h.app).get("/api/auth/session");
       const metrics = await request(h.app).get("/metrics");
       expect(metrics.status).toBe(200);
       expect(metrics.headers["content-type"]).toContain("text/plain");
       expect(metrics.text).toMatch(/bangui_logins_total\{outcome="success"\} \d+/);
-      expect(metrics.text).toContain("bangui_session_checks_total");
+      for (const outcome of ["invalid", "bad_request"]) expect(metrics.text).toMatch(new RegExp(`bangui_logins_total\\{outcome="${outcome}"\\} \\d+`));
+      expect(metrics.text).toMatch(/bangui_session_checks_total\{outcome="invalid"\} \d+/);
     });
 
     test("GET /readyz answers 503 when the backend does not answer", async () => {
