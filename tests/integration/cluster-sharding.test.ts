@@ -3,10 +3,11 @@
  * multi-key operation is slot-safe, clear() walks every master and only its own prefix, login throttling
  * counters live on the cluster, and logouts wait for the replica of the master that held the session.
  */
-import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
+import { LoginThrottledError } from "../../src/auth/errors";
+import { LoginThrottle } from "../../src/auth/throttle";
 import type { Cluster } from "ioredis";
 import { SessionBackendUnavailableError } from "../../src/errors";
-import { createKeySpace, throttleKey, type KeySpace } from "../../src/cache/keys";
+import { createKeySpace, type KeySpace } from "../../src/cache/keys";
 import type { SessionBackend } from "../../src/cache";
 import { command, commands, waitFor } from "../helpers/redis-process";
 import { startClusterTopology, type ClusterNodeInfo, type ClusterTopology } from "../helpers/redis-cluster";
@@ -148,30 +149,23 @@ test("clear() empties its prefix on every master and leaves other prefixes and f
   for (const k of foreign) expect(await cluster.get(k)).toBe("keep");
 });
 
-test("login throttling counters live on the cluster, one key per username+IP, spread over masters", async () => {
+test("login throttling (LoginThrottle) counts per username+IP on the cluster, keys spread over masters", async () => {
   const { backend, keys } = await open();
   expect(backend.redis).toBeDefined();
-  const limiter = new RateLimiterRedis({
-    storeClient: backend.redis,
-    keyPrefix: keys.throttlePrefix,
-    points: 3,
-    duration: 60,
-  });
-  const subjects = Array.from({ length: 8 }, (_, i) => throttleKey(`user${i}`, "127.0.0.1"));
-  for (const s of subjects) {
-    for (let i = 0; i < 3; i++) await limiter.consume(s);
+  const throttle = new LoginThrottle({ maxFailures: 3, windowSeconds: 60, redis: backend.redis!, keyPrefix: keys.throttlePrefix });
+  const users = Array.from({ length: 8 }, (_, i) => `user${i}`);
+  for (const u of users) {
+    for (let i = 0; i < 3; i++) await throttle.attempt(u, "127.0.0.1");
   }
-  for (const s of subjects) {
-    const rejected = await limiter.consume(s).then(
-      () => undefined,
-      (r: unknown) => r,
-    );
-    expect(rejected).toBeInstanceOf(RateLimiterRes);
-  }
-  const masters = await topo.masters();
+  for (const u of users) await expect(throttle.attempt(u, "127.0.0.1")).rejects.toBeInstanceOf(LoginThrottledError);
+
   const holders = new Set<number>();
-  for (const m of masters) if ((await keysOn(m, `${keys.throttlePrefix}*`)).length > 0) holders.add(m.port);
+  for (const m of await topo.masters()) if ((await keysOn(m, `${keys.throttlePrefix}*`)).length > 0) holders.add(m.port);
   expect(holders.size).toBeGreaterThan(1);
+
+  await throttle.reset("user0", "127.0.0.1");
+  await expect(throttle.attempt("user0", "127.0.0.1")).resolves.toBeUndefined();
+  await expect(throttle.attempt("user1", "127.0.0.1")).rejects.toBeInstanceOf(LoginThrottledError);
 });
 
 test("after invalidate resolves, the replica of the session's master no longer has it", async () => {
