@@ -60,7 +60,8 @@ export function createApp(deps: AppDeps): express.Express {
       customLogLevel: (req, res, err) => {
         if (res.statusCode === 503) return "warn";
         if (err !== undefined || res.statusCode >= 500) return "error";
-        return QUIET_PATHS.has(pathOf(req.url)) ? "debug" : "info";
+        // Express rewrites req.url inside mounted routers; originalUrl is the full path.
+        return QUIET_PATHS.has(pathOf((req as { originalUrl?: string }).originalUrl ?? req.url)) ? "debug" : "info";
       },
     }),
   );

@@ -458,6 +458,11 @@ describe.each<BackendKind>(["memory", "redis"])("HTTP API on the %s backend", (k
       expect(all).not.toContain(token);
       expect(all).not.toContain(PASSWORDS.alice);
       expect(all).not.toContain("wrong-password-xyz");
+      expect(all.toLowerCase()).not.toContain("cookie");
+      const lines = h.logs.map((l) => JSON.parse(l) as { level: number; req?: { path?: string } });
+      const levelOf = (path: string) => lines.find((l) => l.req?.path === path)?.level;
+      expect(levelOf("/api/auth/session")).toBe(20); // the hot check: debug only
+      expect(levelOf("/api/auth/login")).toBe(30);
     });
   });
 });
