@@ -140,6 +140,9 @@ export function runUsersCli(args: string[], env: Record<string, string | undefin
 /** Starts the built service and resolves once every worker listens and /healthz answers 200. */
 export async function startService(options: StartServiceOptions = {}): Promise<ServiceHandle> {
   assertBuilt(MAIN_JS);
+  if (["warn", "error", "fatal", "silent"].includes(options.env?.BANGUI_LOG_LEVEL ?? "info")) {
+    throw new Error("startService reads the port from the primary's info-level \"listening\" line: use BANGUI_LOG_LEVEL info or lower");
+  }
   const env = childEnv({ BANGUI_PORT: "0", BANGUI_HOST: "127.0.0.1", ...options.env });
   const child = spawn(process.execPath, [MAIN_JS], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   live.add(child);
