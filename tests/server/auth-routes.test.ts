@@ -399,6 +399,28 @@ describe.each<BackendKind>(["memory", "redis"])("HTTP API on the %s backend", (k
     });
   });
 
+  describe("client address", () => {
+    const ipOfSession = async (h: Harness) => {
+      const res = await request(h.app).post("/api/auth/login").set("X-Forwarded-For", "203.0.113.7").send({ username: "alice", password: PASSWORDS.alice });
+      const list = await request(h.app).get("/api/auth/sessions").set("Authorization", `Bearer ${tokenFrom(res)}`);
+      return list.body.sessions[0].ip as string;
+    };
+
+    test("X-Forwarded-For is ignored unless trustProxy is set", async () => {
+      expect(await ipOfSession(await harness())).not.toBe("203.0.113.7");
+      expect(await ipOfSession(await harness({ config: { trustProxy: "loopback" } }))).toBe("203.0.113.7");
+    });
+
+    test("the throttle counts per IP: another client IP is not throttled (behind a trusted proxy)", async () => {
+      const h = await harness({ config: { trustProxy: "loopback", loginMaxFailures: 1 } });
+      const from = (ip: string, password: string) =>
+        request(h.app).post("/api/auth/login").set("X-Forwarded-For", ip).send({ username: "alice", password });
+      expect((await from("198.51.100.1", "wrong-password")).status).toBe(401);
+      expect((await from("198.51.100.1", PASSWORDS.alice!)).status).toBe(429);
+      expect((await from("198.51.100.2", PASSWORDS.alice!)).status).toBe(200);
+    });
+  });
+
   describe("operations routes", () => {
     test("GET /healthz 200, GET /readyz 200, GET /metrics has the login counters", async () => {
       const h = await harness();
