@@ -1,0 +1,122 @@
+import Redis from "ioredis";
+import { metrics } from "../../src/metrics";
+import type { NearCache } from "../../src/cache";
+import { startRedisServer, type RedisServerHandle } from "../helpers/redis-server";
+import { commandCalls, makeNear, newId, session, uniquePrefix, until } from "./near-cache-helpers";
+
+let server: RedisServerHandle;
+let admin: Redis;
+let a: NearCache;
+let b: NearCache;
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  admin = new Redis(server.url);
+});
+afterAll(async () => {
+  admin?.disconnect();
+  await server?.stop();
+});
+beforeEach(async () => {
+  const prefix = uniquePrefix();
+  a = makeNear(server.url, prefix);
+  b = makeNear(server.url, prefix);
+  await until(() => a.tracking && b.tracking, "tracking on both instances");
+});
+afterEach(async () => {
+  await a.close();
+  await b.close();
+});
+
+async function hits(): Promise<number> {
+  return (await metrics.nearCacheHits.get()).values[0]?.value ?? 0;
+}
+
+describe("near-cache coherence between two instances on one Redis", () => {
+  it("serves a repeated read from the local layer", async () => {
+    const id = newId();
+    await a.set(id, session("alice"), 60);
+    expect(await b.get(id)).toMatchObject({ username: "alice" });
+    const before = await hits();
+    const gets = await commandCalls(admin, "get");
+    expect(await b.get(id)).toMatchObject({ username: "alice" });
+    expect(await hits()).toBe(before + 1);
+    expect(await commandCalls(admin, "get")).toBe(gets);
+  });
+
+  it("an invalidate on one instance is seen by the other as soon as it resolves, across 200 sessions", async () => {
+    const ids = Array.from({ length: 200 }, () => newId());
+    await Promise.all(ids.map((id, i) => a.set(id, session(`user${i}`), 60)));
+    for (const id of ids) expect(await b.get(id)).not.toBeNull();
+    for (const id of ids) expect(await b.get(id)).not.toBeNull(); // now local hits
+    let stale = 0;
+    for (const id of ids) {
+      await a.invalidate(id);
+      if ((await b.get(id)) !== null) stale++;
+    }
+    expect(stale).toBe(0);
+  });
+
+  it("a set and an update on one instance replace what the other has cached", async () => {
+    const id = newId();
+    await a.set(id, session("bob", { ip: "10.0.0.1" }), 60);
+    expect(await b.get(id)).toMatchObject({ ip: "10.0.0.1" });
+    await a.set(id, session("bob", { ip: "10.0.0.2" }), 60);
+    expect(await b.get(id)).toMatchObject({ ip: "10.0.0.2" });
+    expect(await a.update(id, session("bob", { ip: "10.0.0.3" }), 60)).toBe(true);
+    expect(await b.get(id)).toMatchObject({ ip: "10.0.0.3" });
+  });
+
+  it("invalidateUser on one instance ends the user's sessions on the other", async () => {
+    const ids = [newId(), newId(), newId()];
+    for (const id of ids) await a.set(id, session("carol"), 60);
+    for (const id of ids) expect(await b.get(id)).not.toBeNull();
+    expect(await a.invalidateUser("carol")).toBe(3);
+    for (const id of ids) expect(await b.get(id)).toBeNull();
+  });
+
+  it("an entry expires locally when its key expires in Redis", async () => {
+    const id = newId();
+    await a.set(id, session("dave"), 0.3);
+    expect(await b.get(id)).not.toBeNull();
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await b.get(id)).toBeNull();
+  });
+
+  it("FLUSHDB evicts every local entry", async () => {
+    const ids = Array.from({ length: 20 }, () => newId());
+    for (const id of ids) await a.set(id, session("erin"), 60);
+    for (const id of ids) expect(await b.get(id)).not.toBeNull();
+    await admin.flushdb();
+    await until(async () => (await b.get(ids[0]!)) === null, "the flush to reach the other instance", 2000);
+    for (const id of ids) expect(await b.get(id)).toBeNull();
+  });
+
+  it("concurrent misses for one id are collapsed into one Redis read", async () => {
+    const id = newId();
+    await a.set(id, session("frank"), 60);
+    const before = await commandCalls(admin, "get");
+    const results = await Promise.all(Array.from({ length: 10 }, () => b.get(id)));
+    expect(results.every((r) => r?.username === "frank")).toBe(true);
+    expect((await commandCalls(admin, "get")) - before).toBe(1);
+  });
+
+  it("a read in flight when an invalidation of its id arrives does not store its reply", async () => {
+    const id = newId();
+    await a.set(id, session("grace"), 60);
+    // Hold b's replies in its socket so that the invalidation (on b's subscriber) overtakes them.
+    const stream = (b.remote.client as unknown as { stream: NodeJS.ReadableStream }).stream;
+    stream.pause();
+    const inFlight = b.get(id);
+    await new Promise((r) => setTimeout(r, 30)); // the GET reaches Redis and is answered (held in the socket)
+    const invalidations = (await metrics.nearCacheInvalidations.get()).values[0]?.value ?? 0;
+    await a.invalidate(id);
+    await until(
+      async () => ((await metrics.nearCacheInvalidations.get()).values[0]?.value ?? 0) >= invalidations + 2,
+      "both instances to receive the invalidation",
+    );
+    stream.resume();
+    expect(await inFlight).toMatchObject({ username: "grace" }); // the value when the read was served
+    expect(await b.get(id)).toBeNull(); // but it was not cached
+  });
+});
