@@ -79,7 +79,8 @@ export class SessionService {
 
   /**
    * Checks the password (constant time; an unknown user is checked against a dummy hash) and creates a
-   * session with a new token.
+   * session with a new token. The attempt is counted by the throttle before the password check (atomic,
+   * so parallel guesses cannot race past the limit); a success resets the count.
    * @throws LoginThrottledError, InvalidCredentialsError, SessionBackendUnavailableError
    */
   async login(
