@@ -4,6 +4,7 @@ import type { Logger } from "../logger";
 import { metrics } from "../metrics";
 import type { RedisTarget } from "../redis-url";
 import { InMemorySessionCache } from "./memory";
+import { NearCache } from "./near-cache";
 import { RedisSessionCache } from "./redis";
 import type { SessionCache } from "./types";
 
@@ -112,7 +113,18 @@ export function createSessionBackend(config: Config, deps: { logger: Logger }): 
   });
   let cache: SessionCache = redisCache;
   // ---- NEAR-CACHE WRAP (speed engineer, src/cache/near-cache.ts) ----
-  // When config.nearCache is true, wrap `redisCache` here: cache = new NearCache({ inner: redisCache, ... }).
+  if (config.nearCache && client instanceof Cluster) {
+    logger.warn("near-cache off on Redis Cluster: every session read goes to Redis");
+  } else if (config.nearCache) {
+    const target = config.redis;
+    cache = new NearCache({
+      remote: redisCache,
+      createSubscriber: () => createRedisClient(target, config, { protocol: 2, logger }) as Redis,
+      maxAgeMs: config.nearCacheMaxAgeMs,
+      maxEntries: config.nearCacheMaxEntries,
+      logger,
+    });
+  }
   // ---- END NEAR-CACHE WRAP ----
   let closed = false;
   return {

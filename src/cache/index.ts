@@ -6,3 +6,4 @@ export * from "./memory";
 export * from "./noop";
 export * from "./redis";
 export * from "./factory";
+export * from "./near-cache";
