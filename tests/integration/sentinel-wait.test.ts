@@ -62,6 +62,17 @@ test("the factory builds a Redis backend that talks to the master the sentinels 
   expect(Number(await command(master.port, ["EXISTS", createKeySpace(prefix).session(id)]))).toBe(1);
 });
 
+// First: ioredis keeps a 2 s disconnect timer for the refused sentinel connection; later tests outlast it.
+test("with the first sentinel of the URL dead, a new client still finds the master through the others", async () => {
+  await topo.sentinels[0]!.kill();
+  const { backend, prefix } = open();
+  const id = newId();
+  const s = newSession("newcomer");
+  await eventually(() => backend.cache.set(id, s, 60));
+  expect(await backend.cache.get(id)).toEqual(s);
+  expect(Number(await command(master.port, ["EXISTS", createKeySpace(prefix).session(id)]))).toBe(1);
+});
+
 test("after invalidate resolves, the replica no longer has the session", async () => {
   const { backend, prefix } = open();
   const key = createKeySpace(prefix).session("");
