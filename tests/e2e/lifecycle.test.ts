@@ -3,14 +3,16 @@
  * the first start that creates the admin user, session expiry, a SIGTERM that lets a request in flight
  * finish, and a primary that gives up when its workers keep dying.
  */
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { Agent } from "node:http";
 import { join } from "node:path";
+import { loadConfig } from "../../src/config";
 import {
   http,
   login,
   MAIN_JS,
+  ROOT,
   removeTempDir,
   runNode,
   sessionCookie,
@@ -32,6 +34,20 @@ beforeAll(() => {
 afterAll(async () => {
   await stopAll(started);
   if (dir) removeTempDir(dir);
+});
+
+test(".env.example lists every variable of the config schema, and its uncommented defaults are the real ones", () => {
+  const schemaVars = new Set(readFileSync(join(ROOT, "src", "config.ts"), "utf8").match(/\bBANGUI_[A-Z_]+(?=:)/g));
+  const example = readFileSync(join(ROOT, ".env.example"), "utf8");
+  const documented = new Map<string, string>();
+  for (const m of example.matchAll(/^# (BANGUI_[A-Z_]+)=(.*)$/gm)) documented.set(m[1]!, m[2]!);
+  expect([...schemaVars].filter((v) => !documented.has(v))).toEqual([]);
+  expect([...documented.keys()].filter((v) => !schemaVars.has(v))).toEqual([]);
+  const defaults = loadConfig({});
+  for (const [name, value] of documented) {
+    if (value === "") continue; // unset by default
+    expect({ name, config: loadConfig({ [name]: value }) }).toEqual({ name, config: defaults });
+  }
 });
 
 test("several workers without BANGUI_REDIS_URL refuse to start: non-zero exit, stderr names BANGUI_REDIS_URL", async () => {
