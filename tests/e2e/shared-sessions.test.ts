@@ -223,3 +223,21 @@ test("a service stopped with SIGTERM exits 0, and started again it still knows t
   expect(res.status).toBe(200);
   expect(res.json).toMatchObject({ username: "alice" });
 });
+
+test("concurrent GET /metrics requests on the cluster each get the full aggregate (IPC request ids never mix)", async () => {
+  const answers = await Promise.all(Array.from({ length: 24 }, () => http(C.url, "GET", "/metrics")));
+  expect(answers.map((a) => a.status)).toEqual(Array(24).fill(200));
+  const series = 'bangui_session_checks_total{outcome="valid"}';
+  const values = new Set(answers.map((a) => counter(a.text, series)));
+  expect(values.size).toBe(1);
+  expect([...values][0]).toBeGreaterThan(0);
+});
+
+test("the 3-worker cluster stops on SIGTERM: every worker drains, and the primary exits 0", async () => {
+  const workers = C.workerPids();
+  const status = await C.stop();
+  expect(status).toEqual({ code: 0, signal: null });
+  const drained = C.logs().filter((l) => l.msg === "worker drained").map((l) => Number(l.pid));
+  expect(new Set(drained)).toEqual(new Set(workers));
+  expect(C.logs().some((l) => l.msg === "killing workers that did not stop")).toBe(false);
+});
