@@ -124,8 +124,14 @@ async function login(port) {
   if (res.status !== 200) throw new Error(`bench: login on port ${port} answered ${res.status}`);
   const set = res.headers.get("set-cookie");
   const cookie = set ? set.split(";")[0] : "";
-  const check = await fetch(`http://127.0.0.1:${port}/api/auth/session`, { headers: { cookie } });
-  if (check.status !== 200) throw new Error(`bench: session check on port ${port} answered ${check.status}`);
+  // express-session may send the body before its store write completes: allow the first check a moment.
+  let check;
+  for (let i = 0; i < 20; i++) {
+    check = await fetch(`http://127.0.0.1:${port}/api/auth/session`, { headers: { cookie } });
+    if (check.status === 200) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (check.status !== 200) throw new Error(`bench: session check on port ${port} answered ${check.status} (cookie ${cookie.split("=")[0]}, ${set ? set.length : 0} chars)`);
   return cookie;
 }
 
@@ -210,7 +216,9 @@ async function main() {
   }
   for (const t of targets) {
     await waitFor(async () => (await fetch(`http://127.0.0.1:${t.port}/healthz`)).status === 200, `${t.key}/${t.workers} to listen`);
-    t.cookie = await login(t.port);
+    t.cookie = await login(t.port).catch((err) => {
+      throw new Error(`${t.key}/${t.workers}: ${err.message}`);
+    });
   }
   // With 2 workers, every worker must have seen the session once (near-cache filled) before measuring.
   console.log(`bench: ${targets.length} targets up in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${ROUNDS} rounds of ${DURATION_S} s, ${CONNECTIONS} connections`);
