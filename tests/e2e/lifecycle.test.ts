@@ -203,3 +203,37 @@ test("workers that keep dying make the primary give up loudly with exit code 1",
     await new Promise((r) => blocker.close(r));
   }
 });
+
+test("neither a request that never finishes nor a frozen worker holds the shutdown past BANGUI_SHUTDOWN_TIMEOUT_MS", async () => {
+  const env = { BANGUI_SHUTDOWN_TIMEOUT_MS: "1000" };
+  const [slow, frozen] = await Promise.all([
+    startService({ env: { ...env, BANGUI_USERS_FILE: join(dir, "slow-users.json") } }),
+    startService({ env: { ...env, BANGUI_USERS_FILE: join(dir, "frozen-users.json") } }),
+  ]);
+  started.push(slow, frozen);
+
+  // A login whose body never comes: the worker destroys the connection at its drain deadline.
+  const { socket, response } = await startSlowLogin(slow.port, '{"username":"admin","password":"never sent"}');
+  // A worker that cannot react at all: the primary SIGKILLs it at the deadline.
+  const [frozenWorker] = frozen.workerPids();
+  process.kill(frozenWorker!, "SIGSTOP");
+
+  let statuses;
+  try {
+    statuses = await Promise.all([slow.stop(5000), frozen.stop(5000)]);
+  } finally {
+    // Never leave a stopped orphan behind, whatever happened above.
+    try {
+      process.kill(frozenWorker!, "SIGKILL");
+    } catch {
+      // already gone (the primary killed it)
+    }
+  }
+  const [slowStatus, frozenStatus] = statuses;
+  expect(slowStatus).toEqual({ code: 0, signal: null });
+  expect(frozenStatus).toEqual({ code: 0, signal: null });
+  expect(await response).toBe(""); // closed without an answer: it had not sent its body
+  socket.destroy();
+  expect(slow.logs().find((l) => l.msg === "drain timeout: open connections destroyed")?.abandoned).toBe(1);
+  expect(frozen.logs().find((l) => l.msg === "killing workers that did not stop")?.workerPids).toEqual([frozenWorker]);
+});
