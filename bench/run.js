@@ -330,12 +330,37 @@ function report({ rows, loginRuns, microResult, machine, versions, elapsed }) {
   lines.push("|---|---|---|---|");
   for (const l of loginRuns) lines.push(`| ${l.workers} | ${f0(l.rps)} | ${l.p50} | ${l.p99} |${l.bad ? ` ${l.bad} non-2xx` : ""}`);
   lines.push("");
-  lines.push(`## The cache itself (sequential calls in one process, ${microResult.n.toLocaleString("en-US")} each, interleaved blocks)`);
+  lines.push("## Against the targets of issue 6");
+  lines.push("");
+  lines.push("| target | workers | wanted | measured | |");
+  lines.push("|---|---|---|---|---|");
+  const check = (label, workers, wanted, measured, atLeast) => {
+    const ok = atLeast ? measured >= wanted : measured <= wanted;
+    const miss = atLeast ? 1 - measured / wanted : measured / wanted - 1;
+    lines.push(`| ${label} | ${workers} | ${atLeast ? ">=" : "<="} ${f2(wanted)}x | ${f2(measured)}x | ${ok ? "met" : `missed by ${(miss * 100).toFixed(0)}%`} |`);
+  };
+  for (const w of [1, 2]) {
+    const near = rows.find((r) => r.key === "near" && r.workers === w);
+    const off = rows.find((r) => r.key === "nonear" && r.workers === w);
+    check("near-cache on: req/s vs ioredis peer", w, 1.9, near.vsPeer8, true);
+    check("near-cache on: req/s vs node-redis peer", w, 1.65, near.vsPeer10, true);
+    check("near-cache on: req/s vs bare Express", w, 0.9, near.vsBare, true);
+    check("near-cache on: p99 vs ioredis peer", w, 0.7, near.p99VsPeer8, false);
+    check("near-cache off: req/s vs ioredis peer", w, 1.5, off.vsPeer8, true);
+    check("near-cache off: p99 vs ioredis peer", w, 0.7, off.p99VsPeer8, false);
+  }
+  check("RedisSessionCache.get p50 vs raw ioredis GET", "-", 1.15, microResult.rows[1].p50 / microResult.rows[0].p50, false);
+  lines.push("");
+  lines.push(`## The cache itself (sequential calls in one process, ${microResult.n.toLocaleString("en-US")} each, interleaved call by call)`);
   lines.push("");
   lines.push("| operation | p50 µs | p99 µs | p50 vs raw GET |");
   lines.push("|---|---|---|---|");
   for (const m of microResult.rows) lines.push(`| ${m.label} | ${m.p50.toFixed(1)} | ${m.p99.toFixed(1)} | ${f2(m.p50 / microResult.rows[0].p50)}x |`);
   lines.push("");
+  try {
+    lines.push(readFileSync(path.join(__dirname, "notes.md"), "utf8").trimEnd());
+    lines.push("");
+  } catch {}
   return lines.join("\n");
 }
 
