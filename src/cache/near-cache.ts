@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { Cluster, type Redis } from "ioredis";
 import { silentLogger, type Logger } from "../logger";
 import { metrics } from "../metrics";
@@ -66,6 +67,8 @@ export class NearCache implements SessionCache {
   private sub: Redis | undefined;
   /** The subscriber's CLIENT ID on its current connection, once it is subscribed. */
   private subId: number | undefined;
+  /** The subscriber's connection name: proves the data connection sees it on the same server. */
+  private subName = "";
   private state: TrackingState = "starting";
   /** Bumped by every reset: a read that started before it never stores its reply. */
   private epoch = 0;
@@ -279,10 +282,15 @@ export class NearCache implements SessionCache {
   private async subscribe(sub: Redis): Promise<void> {
     const connection = this.subConnections;
     try {
+      // ioredis leaves connectionName null when unset.
+      const named: unknown = sub.options.connectionName;
+      const name = typeof named === "string" && named !== "" ? named : `bangui-near-${randomBytes(8).toString("hex")}`;
+      if (name !== named) await sub.client("SETNAME", name);
       const id = Number(await sub.client("ID"));
       await sub.subscribe(CHANNEL);
       if (this.closed || connection !== this.subConnections) return;
       this.subId = id;
+      this.subName = name;
     } catch (err) {
       this.onSetupError(err);
       return;
@@ -301,7 +309,24 @@ export class NearCache implements SessionCache {
       await data.call("CLIENT", "TRACKING", "OFF");
       await data.call("CLIENT", "TRACKING", "ON", "REDIRECT", String(subId), "BCAST", "PREFIX", this.prefix);
     } catch (err) {
-      this.onSetupError(err);
+      if (err instanceof Error && /redirect to does not exist/i.test(err.message)) this.retryElsewhere();
+      else this.onSetupError(err);
+      return;
+    }
+    // After a Sentinel failover the two connections may briefly reach different servers, where the
+    // REDIRECT id would name nobody (or someone else): check that the data connection sees our subscriber.
+    let seen = true;
+    try {
+      seen = String(await data.call("CLIENT", "LIST", "ID", String(subId))).includes(` name=${this.subName} `);
+    } catch (err) {
+      // Redis < 6.2 has no CLIENT LIST ID: nothing to check with, tracking stands.
+      if (!(err instanceof Error && err.name === "ReplyError")) {
+        this.goDown("tracking setup failed");
+        return;
+      }
+    }
+    if (!seen) {
+      this.retryElsewhere();
       return;
     }
     if (this.closed || losses !== this.losses || this.subId !== subId || this.isOff()) return;
@@ -309,6 +334,16 @@ export class NearCache implements SessionCache {
     if (this.state !== "starting") metrics.nearCacheBypassSeconds.inc((Date.now() - this.downSince) / 1000);
     this.state = "up";
     this.logger.info({ prefix: this.prefix }, "near-cache tracking established");
+  }
+
+  /** The two connections reach different servers: stay bypassed, reconnect the subscriber a bit later. */
+  private retryElsewhere(): void {
+    this.subId = undefined;
+    this.goDown("subscriber and data connection reach different servers");
+    const sub = this.sub;
+    setTimeout(() => {
+      if (!this.closed && !this.isOff()) sub?.disconnect(true);
+    }, 200).unref();
   }
 
   private onSetupError(err: unknown): void {

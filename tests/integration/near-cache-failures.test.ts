@@ -148,3 +148,44 @@ describe("near-cache turned off (BANGUI_NEAR_CACHE=off)", () => {
     }
   });
 });
+
+describe("near-cache whose subscriber reaches another server than its data connection", () => {
+  let main: RedisServerHandle;
+  let other: RedisServerHandle;
+  const idle: Redis[] = [];
+  beforeAll(async () => {
+    [main, other] = await Promise.all([startRedisServer(), startRedisServer()]);
+    // Occupy the low client ids on the main server: the subscriber's id on the other server then names a
+    // stranger here, so tracking redirected to it would look fine and deliver nothing.
+    for (let i = 0; i < 12; i++) {
+      const c = new Redis(main.url);
+      await c.ping();
+      idle.push(c);
+    }
+  });
+  afterAll(async () => {
+    for (const c of idle) c.disconnect();
+    await main?.stop();
+    await other?.stop();
+  });
+
+  it("never serves local entries (as after a Sentinel failover), and stays coherent", async () => {
+    const prefix = uniquePrefix();
+    const a = makeNear(main.url, prefix);
+    const b = makeNear(main.url, prefix, { subscriberUrl: other.url });
+    try {
+      await until(() => a.tracking, "tracking on a");
+      await new Promise((r) => setTimeout(r, 500));
+      expect(b.tracking).toBe(false);
+      const id = newId();
+      await a.set(id, session("frank"), 60);
+      expect(await b.get(id)).not.toBeNull();
+      expect(await b.get(id)).not.toBeNull();
+      await a.invalidate(id);
+      expect(await b.get(id)).toBeNull();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});

@@ -30,14 +30,14 @@ export function captureLogger(): { logger: Logger; lines: Array<Record<string, u
 export function makeNear(
   url: string,
   prefix: string,
-  opts: { name?: string; enabled?: boolean; logger?: Logger; maxAgeMs?: number } = {},
+  opts: { name?: string; enabled?: boolean; logger?: Logger; maxAgeMs?: number; subscriberUrl?: string } = {},
 ): NearCache & { subscribersCreated: number } {
   let created = 0;
   const near = new NearCache({
     remote: new RedisSessionCache({ client: new Redis(url, { maxRetriesPerRequest: 1, commandTimeout: 1000 }), keyPrefix: prefix }),
     createSubscriber: () => {
       created++;
-      return new Redis(url, {
+      return new Redis(opts.subscriberUrl ?? url, {
         protocol: 2,
         maxRetriesPerRequest: 1,
         commandTimeout: 500,
