@@ -2,7 +2,8 @@
 /**
  * `node bench/profile.js [seconds]` (after `npm run build`): one worker of this service (near-cache on)
  * under autocannon on GET /api/auth/session, with `node --cpu-prof` (cluster workers inherit execArgv); prints the top self-time functions
- * and leaves the .cpuprofile in a temp dir (open it in Chrome DevTools).
+ * and leaves the .cpuprofile in a temp dir (open it in Chrome DevTools). BENCH_NO_PROF=1: throughput only;
+ * BENCH_MAIN: another build's main.js (A/B of a change).
  */
 const { spawn, spawnSync } = require("node:child_process");
 const { mkdtempSync, readdirSync, readFileSync } = require("node:fs");
@@ -36,7 +37,9 @@ async function main() {
   spawnSync(process.execPath, ["dist/src/auth/users-cli.js", "add", "bench"], { cwd: ROOT, input: `${PASSWORD}\n`, env: { ...process.env, BANGUI_USERS_FILE: usersFile } });
   const port = await freePort();
   const profDir = path.join(tmp, "prof");
-  const svc = spawn(process.execPath, ["--cpu-prof", `--cpu-prof-dir=${profDir}`, "dist/src/main.js"], {
+  const main = process.env.BENCH_MAIN || "dist/src/main.js";
+  const noProf = process.env.BENCH_NO_PROF === "1";
+  const svc = spawn(process.execPath, [...(noProf ? [] : ["--cpu-prof", `--cpu-prof-dir=${profDir}`]), main], {
     cwd: ROOT,
     stdio: ["ignore", "ignore", "inherit"],
     env: {
@@ -66,6 +69,7 @@ async function main() {
   const exited = new Promise((res) => svc.once("exit", res));
   svc.kill("SIGTERM");
   await exited;
+  if (noProf) return;
   await sleep(500);
   const files = readdirSync(profDir).map((f) => path.join(profDir, f));
   // The worker's profile is the biggest one (the primary idles).

@@ -112,11 +112,18 @@ export function authRouter(sessions: SessionService, config: Config): Router {
     .route("/session")
     .get(requireSession, (_req, res) => {
       const { session } = res.locals as AuthLocals;
-      res.status(200).json({
+      // The hottest answer of the service, written directly: res.json/res.send (content-type and charset
+      // handling, freshness check) cost about a fifth of a session check's throughput (bench/profile.js).
+      // Node drops the body of a HEAD by itself.
+      const body = JSON.stringify({
         username: session.username,
         createdAt: new Date(session.createdAt).toISOString(),
         expiresAt: new Date(session.expiresAt).toISOString(),
       });
+      res.statusCode = 200;
+      res.setHeader("Content-Type", "application/json; charset=utf-8");
+      res.setHeader("Content-Length", Buffer.byteLength(body));
+      res.end(body);
     })
     .all(methodNotAllowed(["GET", "HEAD"]));
 
