@@ -61,6 +61,10 @@ export function createRedisClient(
       name: target.masterName,
       db: target.db,
       sentinelRetryStrategy: backoff,
+      // Follow +switch-master at once: without it the client stays on an old master that is still up
+      // (planned failover, healed partition) until Sentinel demotes it ~10 s later, and every write made
+      // there meanwhile, logouts included, is discarded when it resyncs from the new master.
+      failoverDetector: true,
       ...(target.username !== undefined ? { sentinelUsername: target.username } : {}),
       ...(target.password !== undefined ? { sentinelPassword: target.password } : {}),
     });
