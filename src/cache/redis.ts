@@ -22,6 +22,8 @@ export interface RedisSessionCacheOptions {
 }
 
 const SCAN_COUNT = 1000;
+/** How long "auto" WAIT keeps expecting a replica that disconnected (beyond Sentinel's ~10 s demotion). */
+const REPLICA_MEMORY_MS = 30_000;
 
 /**
  * Sessions in Redis: `SET <prefix>s:<id> <json> PX ttl`, a per-user set at `<prefix>u:<sha256(user)>`.
@@ -36,6 +38,9 @@ export class RedisSessionCache implements SessionCache {
   private readonly waitTimeoutMs: number;
   private readonly ownsClient: boolean;
   private closed = false;
+  /** "auto" WAIT: most replicas lately seen on each master connection (see expectedReplicas). */
+  private readonly replicasSeen = new WeakMap<Redis, { count: number; at: number }>();
+  private readonly watched = new WeakSet<Redis>();
 
   constructor(o: RedisSessionCacheOptions) {
     this.client = o.client;
@@ -44,6 +49,8 @@ export class RedisSessionCache implements SessionCache {
     this.waitReplicas = o.waitReplicas ?? 0;
     this.waitTimeoutMs = o.waitTimeoutMs ?? 500;
     this.ownsClient = o.ownsClient ?? true;
+    // Knows the replicas before the first logout (a Cluster's node connections are watched when first used).
+    if (this.waitReplicas === "auto" && !(this.client instanceof Cluster)) this.watchReplicas(this.client);
   }
 
   async get(id: string): Promise<Session | null> {
@@ -240,8 +247,7 @@ export class RedisSessionCache implements SessionCache {
     const conn = this.connectionFor(key);
     let wanted: number;
     if (this.waitReplicas === "auto") {
-      const role = (await conn.call("ROLE")) as unknown[];
-      wanted = role[0] === "master" && Array.isArray(role[2]) ? role[2].length : 0;
+      wanted = await this.expectedReplicas(conn);
       if (wanted === 0) return;
     } else {
       wanted = this.waitReplicas;
@@ -252,6 +258,36 @@ export class RedisSessionCache implements SessionCache {
         `the session backend did not confirm the removal on ${wanted} replica(s) within ${this.waitTimeoutMs} ms (${acked} acknowledged)`,
       );
     }
+  }
+
+  /**
+   * "auto": the replicas connected to this master now, or more if more were connected within the last
+   * REPLICA_MEMORY_MS on this same connection. A replica that just left may have left because it was
+   * promoted while this master is still up (planned failover, healed partition): a logout acknowledged
+   * here alone would be discarded when this master is turned into a replica of the new one, so it must
+   * wait for the replica it no longer has, and fail. Forgotten on reconnection (maybe another server).
+   */
+  private async expectedReplicas(conn: Redis): Promise<number> {
+    this.watchReplicas(conn);
+    const role = (await conn.call("ROLE")) as unknown[];
+    const connected = role[0] === "master" && Array.isArray(role[2]) ? role[2].length : 0;
+    const seen = this.replicasSeen.get(conn);
+    const now = Date.now();
+    if (seen === undefined || connected >= seen.count || now - seen.at > REPLICA_MEMORY_MS) {
+      this.replicasSeen.set(conn, { count: connected, at: now });
+      return connected;
+    }
+    return seen.count;
+  }
+
+  /** On every (re)connection of `conn`: forget what was seen, and look at its replicas right away. */
+  private watchReplicas(conn: Redis): void {
+    if (this.watched.has(conn)) return;
+    this.watched.add(conn);
+    conn.on("ready", () => {
+      this.replicasSeen.delete(conn);
+      this.expectedReplicas(conn).catch(() => undefined);
+    });
   }
 
   /** Times the operation and turns every Redis failure into SessionBackendUnavailableError. */
