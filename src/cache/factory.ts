@@ -68,6 +68,13 @@ export function createRedisClient(
       ...(target.username !== undefined ? { sentinelUsername: target.username } : {}),
       ...(target.password !== undefined ? { sentinelPassword: target.password } : {}),
     });
+    // ioredis 6: quit() ends the data connection but not the failover detector's sentinel connections
+    // (only its connector's disconnect() does); close them once the client has ended for good.
+    const sentinelClient = client;
+    sentinelClient.on("end", () => {
+      (sentinelClient as unknown as { connector?: { failoverDetector?: { cleanup(): void } | null } }).connector
+        ?.failoverDetector?.cleanup();
+    });
   } else {
     const clusterOptions: ClusterOptions = {
       redisOptions: common,
