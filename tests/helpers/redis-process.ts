@@ -177,6 +177,8 @@ export async function commands(port: number, list: string[][], timeoutMs = 1000)
     retryStrategy: () => null,
     connectTimeout: timeoutMs,
     commandTimeout: timeoutMs,
+    // No 2 s "stream still open" timer after disconnect() keeping the test process alive.
+    disconnectTimeout: 0,
   });
   client.on("error", () => {
     // reported by the rejected command
