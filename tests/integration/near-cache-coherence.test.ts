@@ -36,6 +36,9 @@ describe("near-cache coherence between two instances on one Redis", () => {
   it("serves a repeated read from the local layer", async () => {
     const id = newId();
     await a.set(id, session("alice"), 60);
+    // The SET's own invalidation reaches b's subscriber on another connection and may land after b's first
+    // read has filled the local layer (evicting it: safe, but a miss next time). Let it land first.
+    await new Promise((r) => setTimeout(r, 100));
     expect(await b.get(id)).toMatchObject({ username: "alice" });
     const before = await hits();
     const gets = await commandCalls(admin, "get");
