@@ -1,0 +1,253 @@
+/**
+ * Faults under a running, BUILT service (two workers, one private AOF redis-server, real processes,
+ * no mocks): Redis killed in the middle of a run of requests and restarted, Redis frozen with SIGSTOP
+ * longer than the command timeout, and a worker SIGKILLed under load. The service must fail closed
+ * (503, never a 200 while Redis is gone), answer fast (command timeout plus a margin, never hang),
+ * keep its workers alive through a Redis outage, and recover by itself.
+ */
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { startRedisServer, type RedisServerHandle } from "../helpers/redis-server";
+import {
+  eventually,
+  http,
+  login,
+  mapLimit,
+  removeTempDir,
+  startService,
+  stopAll,
+  tempDir,
+  writeUsersFile,
+  type ServiceHandle,
+} from "../helpers/service";
+
+jest.setTimeout(30_000);
+
+const COMMAND_TIMEOUT_MS = 300;
+/** Longest acceptable time for a 503: the command timeout plus a margin for two loopback hops. */
+const MAX_503_MS = COMMAND_TIMEOUT_MS + 700;
+
+let redis: RedisServerHandle;
+let dir: string;
+let service: ServiceHandle;
+
+/** One session check on a fresh connection, timed; `error` instead of `status` when the request failed. */
+interface Sample {
+  start: number;
+  end: number;
+  status?: number;
+  error?: string;
+}
+
+async function timed(method: string, path: string, token?: string): Promise<Sample> {
+  const start = Date.now();
+  try {
+    // The client timeout is far above MAX_503_MS: a hang shows as an error, not as a stuck test.
+    const res = await http(service.url, method, path, { ...(token === undefined ? {} : { cookie: token }), timeoutMs: 5000 });
+    return { start, end: Date.now(), status: res.status };
+  } catch (err) {
+    return { start, end: Date.now(), error: (err as Error).message };
+  }
+}
+
+const check = (token: string) => timed("GET", "/api/auth/session", token);
+
+/** Session checks over `tokens` (round robin), `concurrency` at a time, until `done()` says stop (bounded by `maxMs`). */
+async function loadLoop(tokens: string[], concurrency: number, done: () => boolean, maxMs = 10_000): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  const end = Date.now() + maxMs;
+  let n = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (!done() && Date.now() < end) samples.push(await check(tokens[n++ % tokens.length]!));
+    }),
+  );
+  return samples;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function workerDeaths(): number {
+  return service.logs().filter((l) => l.msg === "worker died; restarting it").length;
+}
+
+beforeAll(async () => {
+  redis = await startRedisServer({ appendonly: true });
+  dir = tempDir("faults");
+  await writeUsersFile(join(dir, "users.json"), { alice: "alice-password-1", bob: "bob-password-1" });
+  service = await startService({
+    env: {
+      BANGUI_REDIS_URL: redis.url,
+      BANGUI_WORKERS: "2",
+      BANGUI_USERS_FILE: join(dir, "users.json"),
+      BANGUI_KEY_PREFIX: "e2e-faults:",
+      BANGUI_REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
+      BANGUI_REDIS_CONNECT_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
+    },
+  });
+  expect(service.workerPids()).toHaveLength(2);
+});
+
+afterAll(async () => {
+  redis?.resume?.();
+  await stopAll([service]);
+  await redis?.stop();
+  if (dir) removeTempDir(dir);
+});
+
+test("Redis killed mid-run: 200 before, only fast 503s after (logout too), no worker exits; restarted on its AOF, the sessions are back and a logout is still a logout", async () => {
+  const pids = service.workerPids().sort();
+  const deaths = workerDeaths();
+  const sessions = await Promise.all([
+    login(service.url, "alice", "alice-password-1"),
+    login(service.url, "alice", "alice-password-1"),
+    login(service.url, "bob", "bob-password-1"),
+  ]);
+  const loggedOut = await login(service.url, "bob", "bob-password-1");
+  expect((await http(service.url, "POST", "/api/auth/logout", { cookie: loggedOut })).status).toBe(204);
+  expect((await check(loggedOut)).status).toBe(401);
+  // Warm both workers (and their near-caches) with every session.
+  for (const t of sessions) for (let i = 0; i < 4; i++) expect((await check(t)).status).toBe(200);
+
+  let stop = false;
+  const run = loadLoop(sessions, 4, () => stop);
+  await sleep(300);
+  await redis.kill("SIGKILL");
+  const killed = Date.now();
+  await sleep(1500);
+  stop = true;
+  const samples = await run;
+
+  expect(samples.filter((s) => s.error !== undefined)).toEqual([]); // no hang, no reset
+  expect(samples.filter((s) => s.status !== 200 && s.status !== 503)).toEqual([]);
+  expect(samples.filter((s) => s.end < killed).every((s) => s.status === 200)).toBe(true);
+  expect(samples.filter((s) => s.end < killed).length).toBeGreaterThan(5);
+  const after = samples.filter((s) => s.start >= killed + 100);
+  expect(after.length).toBeGreaterThan(5);
+  expect(after.filter((s) => s.status !== 503)).toEqual([]); // fail closed: no 200 without Redis
+  const slow503 = samples.filter((s) => s.status === 503 && s.end - s.start > MAX_503_MS);
+  expect(slow503).toEqual([]);
+  const first503 = Math.min(...samples.filter((s) => s.status === 503).map((s) => s.end));
+  const worst503 = Math.max(...samples.filter((s) => s.status === 503).map((s) => s.end - s.start));
+
+  // Logout during the outage must not pretend it worked.
+  const out = await timed("POST", "/api/auth/logout", sessions[2]);
+  expect(out.status).toBe(503);
+  expect(out.end - out.start).toBeLessThanOrEqual(MAX_503_MS);
+  const ready = await timed("GET", "/readyz");
+  expect(ready.status).toBe(503);
+  expect(ready.end - ready.start).toBeLessThanOrEqual(MAX_503_MS);
+
+  // No worker went down with Redis.
+  expect(service.workerPids().sort()).toEqual(pids);
+  expect(workerDeaths()).toBe(deaths);
+  for (const pid of pids) expect(() => process.kill(pid, 0)).not.toThrow();
+
+  const restartAt = Date.now();
+  await redis.restart();
+  const back = await eventually(async () => (await Promise.all(sessions.map(check))).every((s) => s.status === 200), 5000, 50);
+  const recoveredMs = Date.now() - restartAt;
+  expect(back).toBe(true);
+  expect((await timed("GET", "/readyz")).status).toBe(200);
+  // AOF kept the logout from before the outage, and the failed logout did not end the session.
+  expect((await check(loggedOut)).status).toBe(401);
+  expect((await check(sessions[2]!)).status).toBe(200);
+  // Both workers, several times each.
+  for (let i = 0; i < 4; i++) for (const t of sessions) expect((await check(t)).status).toBe(200);
+  expect(service.workerPids().sort()).toEqual(pids);
+  expect(workerDeaths()).toBe(deaths);
+
+  console.log(
+    `kill: ${samples.length} checks, first 503 ${first503 - killed} ms after the kill returned, ` +
+      `slowest 503 ${worst503} ms, logout 503 in ${out.end - out.start} ms; restart -> all 200 in ${recoveredMs} ms`,
+  );
+});
+
+/** The near-cache pings its subscriber every second (not configurable); a frozen Redis is noticed at most that plus one command timeout later. */
+const NEAR_CACHE_PING_MS = 1000;
+
+test("Redis frozen with SIGSTOP past the command timeout: reads that need Redis are fast 503s, /readyz 503, cached sessions fail closed once the ping fails; after SIGCONT it recovers by itself", async () => {
+  const token = await login(service.url, "alice", "alice-password-1");
+  const uncached = await login(service.url, "bob", "bob-password-1"); // never read: not in any near-cache
+  for (let i = 0; i < 4; i++) expect((await check(token)).status).toBe(200);
+  const pids = service.workerPids().sort();
+
+  redis.pause();
+  const pausedAt = Date.now();
+  let direct: Sample[];
+  let ready: Sample;
+  let warm: Sample[];
+  try {
+    // Fresh connections: both workers are asked, some of them more than once.
+    direct = await mapLimit([uncached, uncached, randomBytes(32).toString("base64url") /* well-formed, unknown */, uncached], 2, check);
+    ready = await timed("GET", "/readyz");
+    let stop = false;
+    const run = loadLoop([token], 2, () => stop);
+    while (Date.now() - pausedAt < NEAR_CACHE_PING_MS + COMMAND_TIMEOUT_MS + 1500) await sleep(50);
+    stop = true;
+    warm = await run;
+  } finally {
+    redis.resume();
+  }
+  const resumedAt = Date.now();
+
+  expect(direct.filter((s) => s.error !== undefined)).toEqual([]);
+  expect(direct.map((s) => s.status)).toEqual([503, 503, 503, 503]);
+  const worst = Math.max(...direct.map((s) => s.end - s.start));
+  expect(worst).toBeLessThanOrEqual(MAX_503_MS);
+  expect(ready.status).toBe(503);
+  expect(ready.end - ready.start).toBeLessThanOrEqual(MAX_503_MS);
+  // The cached session: never a hang or an error, and once the ping has surely failed, only 503s.
+  expect(warm.filter((s) => s.error !== undefined || (s.status !== 200 && s.status !== 503))).toEqual([]);
+  expect(warm.filter((s) => s.status === 503 && s.end - s.start > MAX_503_MS)).toEqual([]);
+  const failClosedFrom = pausedAt + NEAR_CACHE_PING_MS + COMMAND_TIMEOUT_MS + 500;
+  const late = warm.filter((s) => s.start >= failClosedFrom);
+  expect(late.length).toBeGreaterThan(3);
+  expect(late.filter((s) => s.status !== 503)).toEqual([]);
+  const last200 = Math.max(pausedAt, ...warm.filter((s) => s.status === 200).map((s) => s.end));
+
+  const back = await eventually(async () => (await check(token)).status === 200 && (await check(uncached)).status === 200, 5000, 50);
+  const recoveredMs = Date.now() - resumedAt;
+  expect(back).toBe(true);
+  for (let i = 0; i < 4; i++) expect((await check(token)).status).toBe(200);
+  expect((await timed("GET", "/readyz")).status).toBe(200);
+  expect(service.workerPids().sort()).toEqual(pids);
+
+  console.log(
+    `pause: uncached checks 503 in <= ${worst} ms, /readyz 503 in ${ready.end - ready.start} ms, ` +
+      `cached session served until ${last200 - pausedAt} ms into the freeze, then 503; resume -> 200 in ${recoveredMs} ms`,
+  );
+});
+
+test("a worker SIGKILLed under load is replaced; requests keep being served (a few resets at most, no 5xx), then all 200", async () => {
+  const tokens = await Promise.all([login(service.url, "alice", "alice-password-1"), login(service.url, "bob", "bob-password-1")]);
+  const before = service.workerPids();
+  expect(before).toHaveLength(2);
+  const victim = before[0]!;
+  const replaced = () => service.workerPids().length === 2 && !service.workerPids().includes(victim);
+
+  let replacedAt = 0;
+  let killedAt = 0;
+  const run = loadLoop(tokens, 4, () => replacedAt !== 0 && Date.now() - replacedAt > 300);
+  await sleep(300);
+  process.kill(victim, "SIGKILL");
+  killedAt = Date.now();
+  await service.waitForLog((l) => l.msg === "worker died; restarting it" && l.workerPid === victim, 5000);
+  await service.waitForLog(
+    (l) => l.component === "primary" && l.msg === "worker listening" && !before.includes(Number(l.workerPid)),
+    5000,
+  );
+  replacedAt = Date.now();
+  const samples = await run;
+
+  expect(replaced()).toBe(true);
+  const errors = samples.filter((s) => s.error !== undefined);
+  expect(errors.length).toBeLessThanOrEqual(4); // at most the requests in flight on the victim
+  expect(samples.filter((s) => s.status !== undefined && s.status !== 200)).toEqual([]); // no 5xx, no 401
+  expect(samples.filter((s) => s.start > killedAt && s.status === 200).length).toBeGreaterThan(5);
+  for (let i = 0; i < 8; i++) for (const t of tokens) expect((await check(t)).status).toBe(200);
+
+  console.log(
+    `worker kill: ${samples.length} checks, ${errors.length} connection errors, replaced in ${replacedAt - killedAt} ms`,
+  );
+});
