@@ -30,6 +30,8 @@ const MAX_503_MS = COMMAND_TIMEOUT_MS + 700;
 let redis: RedisServerHandle;
 let dir: string;
 let service: ServiceHandle;
+/** Set while a test has Redis killed: afterEach restarts it, so one failure does not cascade into the next tests. */
+let redisDown = false;
 
 /** One session check on a fresh connection, timed; `error` instead of `status` when the request failed. */
 interface Sample {
@@ -88,6 +90,14 @@ beforeAll(async () => {
   expect(service.workerPids()).toHaveLength(2);
 });
 
+afterEach(async () => {
+  if (redisDown) {
+    redisDown = false;
+    await redis.restart();
+    await eventually(async () => (await http(service.url, "GET", "/readyz")).status === 200, 5000, 50);
+  }
+});
+
 afterAll(async () => {
   redis?.resume?.();
   await stopAll([service]);
@@ -112,6 +122,7 @@ test("Redis killed mid-run: 200 before, only fast 503s after (logout too), no wo
   let stop = false;
   const run = loadLoop(sessions, 4, () => stop);
   await sleep(300);
+  redisDown = true;
   await redis.kill("SIGKILL");
   const killed = Date.now();
   await sleep(1500);
@@ -145,8 +156,11 @@ test("Redis killed mid-run: 200 before, only fast 503s after (logout too), no wo
 
   const restartAt = Date.now();
   await redis.restart();
+  redisDown = false;
+  const upAt = Date.now();
   const back = await eventually(async () => (await Promise.all(sessions.map(check))).every((s) => s.status === 200), 5000, 50);
   const recoveredMs = Date.now() - restartAt;
+  const fromUpMs = Date.now() - upAt;
   expect(back).toBe(true);
   expect((await timed("GET", "/readyz")).status).toBe(200);
   // AOF kept the logout from before the outage, and the failed logout did not end the session.
@@ -159,7 +173,7 @@ test("Redis killed mid-run: 200 before, only fast 503s after (logout too), no wo
 
   console.log(
     `kill: ${samples.length} checks, first 503 ${first503 - killed} ms after the kill returned, ` +
-      `slowest 503 ${worst503} ms, logout 503 in ${out.end - out.start} ms; restart -> all 200 in ${recoveredMs} ms`,
+      `slowest 503 ${worst503} ms, logout 503 in ${out.end - out.start} ms; restart -> all 200 in ${recoveredMs} ms (${fromUpMs} ms after redis-server answered PING)`,
   );
 });
 
@@ -242,12 +256,15 @@ test("a worker SIGKILLed under load is replaced; requests keep being served (a f
 
   expect(replaced()).toBe(true);
   const errors = samples.filter((s) => s.error !== undefined);
-  expect(errors.length).toBeLessThanOrEqual(4); // at most the requests in flight on the victim
+  // The requests in flight on the victim (4 runners), plus a few connections the primary may hand it before it
+  // notices the death. Seen: ECONNRESET, and a client timeout (5 s): Node's cluster round-robin primary keeps a
+  // connection it handed to a worker that died before acknowledging it, open and unserved (a Node cluster limitation).
+  expect(errors.length).toBeLessThanOrEqual(8);
   expect(samples.filter((s) => s.status !== undefined && s.status !== 200)).toEqual([]); // no 5xx, no 401
   expect(samples.filter((s) => s.start > killedAt && s.status === 200).length).toBeGreaterThan(5);
   for (let i = 0; i < 8; i++) for (const t of tokens) expect((await check(t)).status).toBe(200);
 
   console.log(
-    `worker kill: ${samples.length} checks, ${errors.length} connection errors, replaced in ${replacedAt - killedAt} ms`,
+    `worker kill: ${samples.length} checks, ${errors.length} connection errors (${[...new Set(errors.map((e) => e.error))].join("; ")}), replaced in ${replacedAt - killedAt} ms`,
   );
 });
