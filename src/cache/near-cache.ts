@@ -8,6 +8,9 @@ import type { RedisSessionCache } from "./redis";
 import type { IndexedSession, Session, SessionCache } from "./types";
 
 /** Options of the near-cache. */
+/** How often a near-cache pings its subscriber unless told otherwise (a frozen Redis is noticed within this plus one command timeout). */
+export const DEFAULT_PING_INTERVAL_MS = 1000;
+
 export interface NearCacheOptions {
   /** The Redis backend this layer sits on; its client becomes the tracked data connection. */
   remote: RedisSessionCache;
@@ -23,7 +26,7 @@ export interface NearCacheOptions {
   maxAgeMs?: number;
   /** Most entries kept locally (LRU). @default 100_000 */
   maxEntries?: number;
-  /** How often the subscriber is pinged, to notice a silently dead connection. @default 1000 */
+  /** How often the subscriber is pinged, to notice a silently dead connection. @default DEFAULT_PING_INTERVAL_MS */
   pingIntervalMs?: number;
   /** Where the near-cache closes its subscriber on close(). @default true */
   ownsSubscriber?: boolean;
@@ -89,7 +92,7 @@ export class NearCache implements SessionCache {
     this.name = `near(${o.remote.name})`;
     this.createSubscriber = o.createSubscriber;
     this.maxAgeMs = o.maxAgeMs ?? 60_000;
-    this.pingIntervalMs = o.pingIntervalMs ?? 1000;
+    this.pingIntervalMs = o.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
     this.ownsSubscriber = o.ownsSubscriber ?? true;
     this.logger = o.logger ?? silentLogger();
     this.prefix = o.remote.keys.sessionPrefix;

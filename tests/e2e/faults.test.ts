@@ -7,6 +7,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { DEFAULT_PING_INTERVAL_MS as NEAR_CACHE_PING_MS } from "../../src/cache";
 import { startRedisServer, type RedisServerHandle } from "../helpers/redis-server";
 import {
   eventually,
@@ -66,8 +68,6 @@ async function loadLoop(tokens: string[], concurrency: number, done: () => boole
   );
   return samples;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function workerDeaths(): number {
   return service.logs().filter((l) => l.msg === "worker died; restarting it").length;
@@ -177,9 +177,8 @@ test("Redis killed mid-run: 200 before, only fast 503s after (logout too), no wo
   );
 });
 
-/** The near-cache pings its subscriber every second (not configurable); a frozen Redis is noticed at most that plus one command timeout later. */
-const NEAR_CACHE_PING_MS = 1000;
-
+// The service's near-cache pings its subscriber every NEAR_CACHE_PING_MS (not configurable): a frozen Redis is
+// noticed at most that plus one command timeout later.
 test("Redis frozen with SIGSTOP past the command timeout: reads that need Redis are fast 503s, /readyz 503, cached sessions fail closed once the ping fails; after SIGCONT it recovers by itself", async () => {
   const token = await login(service.url, "alice", "alice-password-1");
   const uncached = await login(service.url, "bob", "bob-password-1"); // never read: not in any near-cache

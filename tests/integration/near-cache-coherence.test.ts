@@ -32,13 +32,18 @@ async function hits(): Promise<number> {
   return (await metrics.nearCacheHits.get()).values[0]?.value ?? 0;
 }
 
+async function invalidations(): Promise<number> {
+  return (await metrics.nearCacheInvalidations.get()).values[0]?.value ?? 0;
+}
+
 describe("near-cache coherence between two instances on one Redis", () => {
   it("serves a repeated read from the local layer", async () => {
     const id = newId();
+    const invalidationsBefore = await invalidations();
     await a.set(id, session("alice"), 60);
-    // The SET's own invalidation reaches b's subscriber on another connection and may land after b's first
-    // read has filled the local layer (evicting it: safe, but a miss next time). Let it land first.
-    await new Promise((r) => setTimeout(r, 100));
+    // The SET's own invalidation reaches each subscriber on another connection and may land after b's first
+    // read has filled the local layer (evicting it: safe, but a miss next time). Wait until both have it.
+    await until(async () => (await invalidations()) >= invalidationsBefore + 2, "the SET's invalidation on both instances");
     expect(await b.get(id)).toMatchObject({ username: "alice" });
     const before = await hits();
     const gets = await commandCalls(admin, "get");
