@@ -4,7 +4,7 @@ import type { Logger } from "../logger";
 import { metrics } from "../metrics";
 import type { RedisTarget } from "../redis-url";
 import { InMemorySessionCache } from "./memory";
-import { NearCache } from "./near-cache";
+import { DEFAULT_PING_INTERVAL_MS, NearCache } from "./near-cache";
 import { RedisSessionCache } from "./redis";
 import type { SessionCache } from "./types";
 
@@ -133,6 +133,10 @@ export function createSessionBackend(config: Config, deps: { logger: Logger }): 
       createSubscriber: () => createRedisClient(target, config, { protocol: 2, logger }) as Redis,
       maxAgeMs: config.nearCacheMaxAgeMs,
       maxEntries: config.nearCacheMaxEntries,
+      // A local hit is trusted only while Redis answered within one command timeout, the same bound an
+      // uncached read has: a frozen Redis turns cached sessions into 503s as fast as uncached ones.
+      pingIntervalMs: Math.max(50, Math.min(DEFAULT_PING_INTERVAL_MS, Math.floor(config.redisCommandTimeoutMs / 3))),
+      maxSilenceMs: config.redisCommandTimeoutMs,
       logger,
     });
   }

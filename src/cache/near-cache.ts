@@ -7,10 +7,10 @@ import { NoOpSessionCache } from "./noop";
 import type { RedisSessionCache } from "./redis";
 import type { IndexedSession, Session, SessionCache } from "./types";
 
-/** Options of the near-cache. */
-/** How often a near-cache pings its subscriber unless told otherwise (a frozen Redis is noticed within this plus one command timeout). */
+/** How often a near-cache pings its subscriber unless told otherwise (the factory pings more often with a short command timeout). */
 export const DEFAULT_PING_INTERVAL_MS = 1000;
 
+/** Options of the near-cache. */
 export interface NearCacheOptions {
   /** The Redis backend this layer sits on; its client becomes the tracked data connection. */
   remote: RedisSessionCache;
@@ -28,6 +28,13 @@ export interface NearCacheOptions {
   maxEntries?: number;
   /** How often the subscriber is pinged, to notice a silently dead connection. @default DEFAULT_PING_INTERVAL_MS */
   pingIntervalMs?: number;
+  /**
+   * Local entries are served only while the subscriber has been heard from (a ping reply or an
+   * invalidation) within this time; past it every read goes to Redis. A frozen Redis (process stopped,
+   * sockets open) thus stops local hits this long after its last reply, instead of after a failed ping.
+   * Keep it above `pingIntervalMs`. The factory sets it to the command timeout. @default 3 x pingIntervalMs
+   */
+  maxSilenceMs?: number;
   /** Where the near-cache closes its subscriber on close(). @default true */
   ownsSubscriber?: boolean;
   /** @default a silent logger */
@@ -64,6 +71,9 @@ export class NearCache implements SessionCache {
   private readonly createSubscriber: () => Redis;
   private readonly maxAgeMs: number;
   private readonly pingIntervalMs: number;
+  private readonly maxSilenceMs: number;
+  /** When the subscriber last answered or delivered a message (epoch ms). */
+  private lastHeardAt = 0;
   private readonly ownsSubscriber: boolean;
   private readonly logger: Logger;
   private readonly prefix: string;
@@ -93,6 +103,7 @@ export class NearCache implements SessionCache {
     this.createSubscriber = o.createSubscriber;
     this.maxAgeMs = o.maxAgeMs ?? 60_000;
     this.pingIntervalMs = o.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
+    this.maxSilenceMs = o.maxSilenceMs ?? 3 * this.pingIntervalMs;
     this.ownsSubscriber = o.ownsSubscriber ?? true;
     this.logger = o.logger ?? silentLogger();
     this.prefix = o.remote.keys.sessionPrefix;
@@ -115,7 +126,7 @@ export class NearCache implements SessionCache {
 
   async get(id: string): Promise<Session | null> {
     if (this.state === "off") return this.remote.get(id);
-    if (this.state === "up") {
+    if (this.state === "up" && Date.now() - this.lastHeardAt <= this.maxSilenceMs) {
       const hit = await this.local.get(id);
       if (hit !== null) {
         metrics.nearCacheHits.inc();
@@ -243,6 +254,7 @@ export class NearCache implements SessionCache {
 
   private onMessage(channel: Buffer, message: Buffer[] | Buffer | null): void {
     if (channel.toString() !== CHANNEL) return;
+    this.lastHeardAt = Date.now();
     metrics.nearCacheInvalidations.inc();
     if (message === null) {
       // The whole db was flushed.
@@ -335,6 +347,7 @@ export class NearCache implements SessionCache {
     if (this.closed || losses !== this.losses || this.subId !== subId || this.isOff()) return;
     this.reset();
     if (this.state !== "starting") metrics.nearCacheBypassSeconds.inc((Date.now() - this.downSince) / 1000);
+    this.lastHeardAt = Date.now();
     this.state = "up";
     this.logger.info({ prefix: this.prefix }, "near-cache tracking established");
   }
@@ -388,6 +401,7 @@ export class NearCache implements SessionCache {
     this.pinging = true;
     try {
       await sub.ping();
+      this.lastHeardAt = Date.now();
     } catch {
       if (this.closed || this.isOff()) return;
       this.subId = undefined;

@@ -4,6 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
 
 /** A request handler (an Express app is one). */
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -31,9 +32,49 @@ export interface GracefulServer {
   drain(timeoutMs: number): Promise<DrainResult>;
 }
 
+/** Status line and `{error, message}` of a request that Node's HTTP parser refused (no Express involved). */
+function clientErrorAnswer(code: string | undefined): { status: string; error: string; message: string } {
+  switch (code) {
+    case "HPE_HEADER_OVERFLOW":
+      return { status: "431 Request Header Fields Too Large", error: "headers_too_large", message: "the request headers are too large" };
+    case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
+      return { status: "413 Payload Too Large", error: "payload_too_large", message: "the request chunk extensions are too large" };
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return { status: "408 Request Timeout", error: "request_timeout", message: "the request was not received in time" };
+    default:
+      return { status: "400 Bad Request", error: "bad_request", message: "the request is not valid HTTP" };
+  }
+}
+
+/**
+ * Answers a request Node's parser refused (bad request line, invalid header bytes, oversized headers,
+ * unknown method) with the same JSON error body as every other 4xx, instead of Node's empty default.
+ */
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  // Node's own default checks the same: no answer on a dead socket, or once a response has begun (the
+  // peer would read a corrupt stream). `_httpMessage` is the response in flight on this socket, if any.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent === true) {
+    socket.destroy();
+    return;
+  }
+  const answer = clientErrorAnswer(err.code);
+  const body = JSON.stringify({ error: answer.error, message: answer.message });
+  // The answer to a HEAD has no body, or the client reads the body as the next response. The method is
+  // known only from the bytes the parser refused (`rawPacket`, the chunk being parsed).
+  const raw = (err as NodeJS.ErrnoException & { rawPacket?: unknown }).rawPacket;
+  const head = Buffer.isBuffer(raw) && raw.subarray(0, 5).toString("latin1") === "HEAD ";
+  socket.write(
+    `HTTP/1.1 ${answer.status}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${head ? "" : body}`,
+  );
+  (socket as Socket).destroySoon();
+}
+
 /** Wraps `handler` in a node:http server with connection tracking for `drain`. */
 export function createGracefulServer(handler: RequestHandler): GracefulServer {
   const server = createServer();
+  server.on("clientError", onClientError);
   // Requests in flight per connection: a connection at 0 is idle (keep-alive) and may be closed.
   const connections = new Map<Socket, number>();
   const responses = new Set<ServerResponse>();

@@ -87,6 +87,43 @@ describe("near-cache when its subscriber connection is killed", () => {
   });
 });
 
+describe("near-cache on a frozen Redis (SIGSTOP: sockets open, no answers)", () => {
+  let server: RedisServerHandle;
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+  afterAll(async () => {
+    server?.resume();
+    await server?.stop();
+  });
+
+  it("stops serving local hits once the subscriber has been silent for maxSilenceMs, before any ping has failed", async () => {
+    // Subscriber pings time out after 500 ms (makeNear): a ping-only check would serve hits for ~550 ms.
+    const near = makeNear(server.url, uniquePrefix(), { pingIntervalMs: 50, maxSilenceMs: 200 });
+    try {
+      await until(() => near.tracking, "tracking");
+      const id = newId();
+      await near.set(id, session("erin"), 60);
+      expect(await near.get(id)).not.toBeNull();
+      expect(await near.get(id)).not.toBeNull(); // a local hit now
+      server.pause();
+      const pausedAt = Date.now();
+      await new Promise((r) => setTimeout(r, 280));
+      const askedAt = Date.now();
+      // The ping in flight has not failed yet: tracking still counts as up, yet the hit is refused.
+      expect(near.tracking).toBe(true);
+      await expect(near.get(id)).rejects.toMatchObject({ name: "SessionBackendUnavailableError" });
+      expect(askedAt - pausedAt).toBeLessThan(500);
+      server.resume();
+      await until(() => near.tracking, "tracking after SIGCONT");
+      await until(async () => (await near.get(id).catch(() => null)) !== null, "the session again");
+    } finally {
+      server.resume();
+      await near.close();
+    }
+  });
+});
+
 describe("near-cache on a server that refuses CLIENT TRACKING", () => {
   let server: RedisServerHandle;
   beforeAll(async () => {

@@ -30,7 +30,7 @@ export function captureLogger(): { logger: Logger; lines: Array<Record<string, u
 export function makeNear(
   url: string,
   prefix: string,
-  opts: { name?: string; enabled?: boolean; logger?: Logger; maxAgeMs?: number; subscriberUrl?: string } = {},
+  opts: { name?: string; enabled?: boolean; logger?: Logger; maxAgeMs?: number; subscriberUrl?: string; pingIntervalMs?: number; maxSilenceMs?: number } = {},
 ): NearCache & { subscribersCreated: number } {
   let created = 0;
   const near = new NearCache({
@@ -48,7 +48,8 @@ export function makeNear(
     ...(opts.enabled !== undefined ? { enabled: opts.enabled } : {}),
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
     ...(opts.maxAgeMs !== undefined ? { maxAgeMs: opts.maxAgeMs } : {}),
-    pingIntervalMs: 200,
+    pingIntervalMs: opts.pingIntervalMs ?? 200,
+    ...(opts.maxSilenceMs !== undefined ? { maxSilenceMs: opts.maxSilenceMs } : {}),
   });
   return Object.defineProperty(near, "subscribersCreated", { get: () => created }) as NearCache & { subscribersCreated: number };
 }

@@ -1,0 +1,48 @@
+/**
+ * Requests that Node's HTTP parser refuses before Express sees them get the same JSON error body as
+ * every other 4xx (src/server/http.ts, onClientError), and the connection is closed.
+ */
+import { createGracefulServer, type GracefulServer } from "../../src/server/http";
+import { sendRaw } from "./fuzz-requests";
+import { makeHarness, type Harness } from "./harness";
+
+let h: Harness;
+let http: GracefulServer;
+let port: number;
+
+beforeAll(async () => {
+  h = await makeHarness("memory", undefined);
+  http = createGracefulServer(h.app);
+  port = (await http.listen(0, "127.0.0.1")).port;
+});
+afterAll(async () => {
+  await http?.drain(1000);
+  await h?.close();
+});
+
+const raw = (text: string) => sendRaw(port, { kind: "raw", bytes: Buffer.from(text, "latin1") });
+
+test.each([
+  ["a NUL byte in a header value", "GET /api/auth/session HTTP/1.1\r\nHost: x\r\nCookie: bangui_session=a\u0000b\r\n\r\n"],
+  ["an unknown method", "BREW /api/auth/session HTTP/1.1\r\nHost: x\r\n\r\n"],
+  ["two different Content-Length headers", "POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"],
+  ["bytes that are not HTTP", "\u0016\u0003\u0001\u0000\u00a5\u0001\r\n\r\n"],
+])("%s answers 400 with a JSON {error, message} and Connection: close", async (_what, text) => {
+  const res = await raw(text);
+  expect(res.status).toBe(400);
+  expect(res.headers["content-type"]).toBe("application/json; charset=utf-8");
+  expect(res.headers.connection).toBe("close");
+  expect(JSON.parse(res.body.toString())).toEqual({ error: "bad_request", message: "the request is not valid HTTP" });
+});
+
+test("headers past Node's 16 KiB limit answer 431 with a JSON body", async () => {
+  const res = await raw(`GET /api/auth/session HTTP/1.1\r\nHost: x\r\nCookie: bangui_session=${"A".repeat(20_000)}\r\n\r\n`);
+  expect(res.status).toBe(431);
+  expect(JSON.parse(res.body.toString())).toEqual({ error: "headers_too_large", message: "the request headers are too large" });
+});
+
+test("a refused HEAD request gets the status line and headers but no body", async () => {
+  const res = await raw("HEAD /api/auth/session HTTP/1.1\r\nHost: x\r\nX-Bad: a\u0000b\r\n\r\n");
+  expect(res.status).toBe(400);
+  expect(res.body.length).toBe(0);
+});
