@@ -42,7 +42,7 @@ function clientErrorAnswer(code: string | undefined): { status: string; error: s
     case "ERR_HTTP_REQUEST_TIMEOUT":
       return { status: "408 Request Timeout", error: "request_timeout", message: "the request was not received in time" };
     default:
-      return { status: "400 Bad Request", error: "bad_request", message: "the request is not valid HTTP" };
+      return { status: "400 Bad Request", error: "invalid_request", message: "the request is not valid HTTP" };
   }
 }
 

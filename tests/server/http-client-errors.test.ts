@@ -32,7 +32,7 @@ test.each([
   expect(res.status).toBe(400);
   expect(res.headers["content-type"]).toBe("application/json; charset=utf-8");
   expect(res.headers.connection).toBe("close");
-  expect(JSON.parse(res.body.toString())).toEqual({ error: "bad_request", message: "the request is not valid HTTP" });
+  expect(JSON.parse(res.body.toString())).toEqual({ error: "invalid_request", message: "the request is not valid HTTP" });
 });
 
 test("headers past Node's 16 KiB limit answer 431 with a JSON body", async () => {
