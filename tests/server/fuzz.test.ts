@@ -28,7 +28,9 @@ const RUNS = Number(process.env.BANGUI_FUZZ_RUNS ?? 10_000);
 
 /** Where a 2xx is allowed without credentials: the probes, and logout (idempotent, 204 without a session). */
 function public2xx(method: string, path: string): boolean {
-  const pathname = path.split("?")[0]!.replace(/(.)\/$/, "$1");
+  // Express routes on the path before any query string or fragment (a fragment is not valid in a request
+  // target, but routers ignore it like a browser would).
+  const pathname = path.split(/[?#]/)[0]!.replace(/(.)\/$/, "$1");
   if ((method === "GET" || method === "HEAD") && ["/healthz", "/readyz", "/metrics"].includes(pathname)) return true;
   // The /api/auth mount is case-insensitive (Express default); the routes under it are not.
   return method === "POST" && /^\/api\/auth\/logout$/i.test(pathname) && pathname.endsWith("/logout");
