@@ -20,7 +20,8 @@ import request from "supertest";
 import { DUMMY_PASSWORD_HASH, hashPassword, verifyPassword } from "../../src/auth/passwords";
 import { createGracefulServer, type GracefulServer } from "../../src/server/http";
 import { startRedisServer, type RedisServerHandle } from "../helpers/redis-server";
-import { fuzzRequest, sendHttp, sendRaw, type FuzzRequest, type FuzzResponse } from "./fuzz-requests";
+import { sendHttp, sendRaw, type FuzzRequest, type FuzzResponse } from "../helpers/http-send";
+import { fuzzRequest } from "./fuzz-requests";
 import { FAST_SCRYPT, makeHarness, PASSWORDS, tokenFrom, type BackendKind, type Harness } from "./harness";
 
 const SEED = Number(process.env.BANGUI_FUZZ_SEED ?? 20261202);

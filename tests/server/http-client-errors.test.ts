@@ -3,7 +3,7 @@
  * every other 4xx (src/server/http.ts, onClientError), and the connection is closed.
  */
 import { createGracefulServer, type GracefulServer } from "../../src/server/http";
-import { sendRaw } from "./fuzz-requests";
+import { sendRaw } from "../helpers/http-send";
 import { makeHarness, type Harness } from "./harness";
 
 let h: Harness;
