@@ -71,9 +71,25 @@ function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   (socket as Socket).destroySoon();
 }
 
+/** Options of createGracefulServer: how long a client may take to send a request. */
+export interface GracefulServerOptions {
+  /** A request whose headers are not all in after this answers 408 and is closed (slow-header clients). @default 10_000 */
+  headersTimeoutMs?: number;
+  /** A request not entirely received (body included) after this answers 408 and is closed. @default 30_000 */
+  requestTimeoutMs?: number;
+}
+
 /** Wraps `handler` in a node:http server with connection tracking for `drain`. */
-export function createGracefulServer(handler: RequestHandler): GracefulServer {
-  const server = createServer();
+export function createGracefulServer(handler: RequestHandler, options: GracefulServerOptions = {}): GracefulServer {
+  // Node's defaults (60 s for headers, 300 s for a request, checked every 30 s) let a client that trickles
+  // bytes hold a connection for minutes; a login body is at most a few KiB.
+  const headersTimeout = options.headersTimeoutMs ?? 10_000;
+  const requestTimeout = Math.max(headersTimeout, options.requestTimeoutMs ?? 30_000);
+  const server = createServer({
+    headersTimeout,
+    requestTimeout,
+    connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(headersTimeout / 4))),
+  });
   server.on("clientError", onClientError);
   // Requests in flight per connection: a connection at 0 is idle (keep-alive) and may be closed.
   const connections = new Map<Socket, number>();

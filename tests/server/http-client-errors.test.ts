@@ -46,3 +46,34 @@ test("a refused HEAD request gets the status line and headers but no body", asyn
   expect(res.status).toBe(400);
   expect(res.body.length).toBe(0);
 });
+
+describe("slow clients", () => {
+  let slow: GracefulServer;
+  let slowPort: number;
+  beforeAll(async () => {
+    slow = createGracefulServer(h.app, { headersTimeoutMs: 300, requestTimeoutMs: 600 });
+    slowPort = (await slow.listen(0, "127.0.0.1")).port;
+  });
+  afterAll(async () => {
+    await slow?.drain(1000);
+  });
+  const trickle = (text: string) => sendRaw(slowPort, { kind: "raw", bytes: Buffer.from(text, "latin1") });
+
+  test("headers that never end answer 408 JSON and the connection closes, after the headers timeout", async () => {
+    const start = Date.now();
+    const res = await trickle("GET /api/auth/session HTTP/1.1\r\nHost: x\r\nCookie: a");
+    expect(res.status).toBe(408);
+    expect(JSON.parse(res.body.toString())).toEqual({ error: "request_timeout", message: "the request was not received in time" });
+    expect(Date.now() - start).toBeGreaterThanOrEqual(250);
+    expect(Date.now() - start).toBeLessThan(2000);
+  });
+
+  test("a login body that never arrives in full answers 408 JSON after the request timeout", async () => {
+    const start = Date.now();
+    const res = await trickle(`POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{"username":`);
+    expect(res.status).toBe(408);
+    expect(Date.now() - start).toBeGreaterThanOrEqual(550);
+    expect(Date.now() - start).toBeLessThan(2500);
+    expect(slow.inFlight()).toBe(0);
+  });
+});
