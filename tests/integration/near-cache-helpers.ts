@@ -30,7 +30,7 @@ export function captureLogger(): { logger: Logger; lines: Array<Record<string, u
 export function makeNear(
   url: string,
   prefix: string,
-  opts: { name?: string; enabled?: boolean; logger?: Logger; maxAgeMs?: number; subscriberUrl?: string; pingIntervalMs?: number; maxSilenceMs?: number } = {},
+  opts: { name?: string; enabled?: boolean; logger?: Logger; maxAgeMs?: number; subscriberUrl?: string; pingIntervalMs?: number; maxSilenceMs?: number; subscriberCommandTimeoutMs?: number } = {},
 ): NearCache & { subscribersCreated: number } {
   let created = 0;
   const near = new NearCache({
@@ -40,7 +40,7 @@ export function makeNear(
       return new Redis(opts.subscriberUrl ?? url, {
         protocol: 2,
         maxRetriesPerRequest: 1,
-        commandTimeout: 500,
+        commandTimeout: opts.subscriberCommandTimeoutMs ?? 500,
         retryStrategy: () => 50,
         ...(opts.name !== undefined ? { connectionName: opts.name } : {}),
       });
