@@ -64,6 +64,23 @@ export function answerFor(err: unknown): ErrorAnswer {
   return { status: 500, code: "internal_error", message: "an unexpected error occurred" };
 }
 
+/**
+ * The answer to a request Node's HTTP parser refused before Express saw it (`clientError`, by its error
+ * code): always a 4xx, since the bytes the client sent are at fault.
+ */
+export function parserErrorAnswer(code: string | undefined): ErrorAnswer {
+  switch (code) {
+    case "HPE_HEADER_OVERFLOW":
+      return { status: 431, code: "headers_too_large", message: "the request headers are too large" };
+    case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
+      return { status: 413, code: "payload_too_large", message: "the request chunk extensions are too large" };
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return { status: 408, code: "request_timeout", message: "the request was not received in time" };
+    default:
+      return { status: 400, code: "invalid_request", message: "the request is not valid HTTP" };
+  }
+}
+
 /** The final error middleware: `{error, message}`, never a stack; unexpected errors are logged. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, next) => {

@@ -2,9 +2,10 @@
  * The HTTP server around the Express app: listen, and a graceful close that stops accepting, lets the
  * requests in flight finish, closes idle keep-alive connections, and destroys what is left at a deadline.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { parserErrorAnswer } from "./errors";
 
 /** A request handler (an Express app is one). */
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -32,20 +33,6 @@ export interface GracefulServer {
   drain(timeoutMs: number): Promise<DrainResult>;
 }
 
-/** Status line and `{error, message}` of a request that Node's HTTP parser refused (no Express involved). */
-function clientErrorAnswer(code: string | undefined): { status: string; error: string; message: string } {
-  switch (code) {
-    case "HPE_HEADER_OVERFLOW":
-      return { status: "431 Request Header Fields Too Large", error: "headers_too_large", message: "the request headers are too large" };
-    case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
-      return { status: "413 Payload Too Large", error: "payload_too_large", message: "the request chunk extensions are too large" };
-    case "ERR_HTTP_REQUEST_TIMEOUT":
-      return { status: "408 Request Timeout", error: "request_timeout", message: "the request was not received in time" };
-    default:
-      return { status: "400 Bad Request", error: "invalid_request", message: "the request is not valid HTTP" };
-  }
-}
-
 /**
  * Answers a request Node's parser refused (bad request line, invalid header bytes, oversized headers,
  * unknown method) with the same JSON error body as every other 4xx, instead of Node's empty default.
@@ -58,14 +45,14 @@ function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     socket.destroy();
     return;
   }
-  const answer = clientErrorAnswer(err.code);
-  const body = JSON.stringify({ error: answer.error, message: answer.message });
+  const answer = parserErrorAnswer(err.code);
+  const body = JSON.stringify({ error: answer.code, message: answer.message });
   // The answer to a HEAD has no body, or the client reads the body as the next response. The method is
   // known only from the bytes the parser refused (`rawPacket`, the chunk being parsed).
   const raw = (err as NodeJS.ErrnoException & { rawPacket?: unknown }).rawPacket;
   const head = Buffer.isBuffer(raw) && raw.subarray(0, 5).toString("latin1") === "HEAD ";
   socket.write(
-    `HTTP/1.1 ${answer.status}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${head ? "" : body}`,
   );
   (socket as Socket).destroySoon();
