@@ -1,3 +1,4 @@
+import calculateSlot from "cluster-key-slot";
 import { Cluster, type Redis } from "ioredis";
 import { SessionBackendUnavailableError } from "../errors";
 import { silentLogger, type Logger } from "../logger";
@@ -341,19 +342,7 @@ function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }
 
-/** Redis Cluster hash slot of a key (CRC16/XMODEM of the hash tag or key, mod 16384). */
+/** Redis Cluster hash slot of a key (hash tags honoured), as ioredis computes it. */
 export function keySlot(key: string): number {
-  let s = key;
-  const open = key.indexOf("{");
-  if (open >= 0) {
-    const close = key.indexOf("}", open + 1);
-    if (close > open + 1) s = key.slice(open + 1, close);
-  }
-  const bytes = Buffer.from(s, "utf8");
-  let crc = 0;
-  for (const b of bytes) {
-    crc ^= b << 8;
-    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc % 16384;
+  return calculateSlot(key);
 }
