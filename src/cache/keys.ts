@@ -14,6 +14,22 @@ export interface KeySpace {
   readonly sessionPrefix: string;
   /** Prefix of the login-throttling counters (rate-limiter-flexible `keyPrefix`). */
   readonly throttlePrefix: string;
+  /** SCAN MATCH pattern of every key under the prefix (a superset: filter with `isOwnKey`). */
+  readonly scanPattern: string;
+  /**
+   * True for exactly the key shapes above (64 hex digits after the shape's prefix), so that `clear()`
+   * never touches another tenant whose prefix merely starts with ours (`bangui:x...`, `bangui:s:...`).
+   */
+  isOwnKey(key: string): boolean;
+}
+
+/** Escapes Redis glob metacharacters so a prefix matches only itself. */
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** SHA-256, hex. */
@@ -24,12 +40,19 @@ export function sha256Hex(text: string): string {
 /** Builds the key space of one prefix (`BANGUI_KEY_PREFIX`). */
 export function createKeySpace(prefix: string): KeySpace {
   const sessionPrefix = `${prefix}s:`;
+  const userPrefix = `${prefix}u:`;
+  const throttlePrefix = `${prefix}login-fail`;
+  // rate-limiter-flexible writes `<keyPrefix>:<key>`; the key is a throttleKey (SHA-256 hex).
+  const shapes = [sessionPrefix, userPrefix, `${throttlePrefix}:`].map(escapeRegExp).join("|");
+  const own = new RegExp(`^(?:${shapes})[0-9a-f]{64}$`);
   return {
     prefix,
     sessionPrefix,
-    throttlePrefix: `${prefix}login-fail`,
+    throttlePrefix,
+    scanPattern: `${escapeGlob(prefix)}*`,
+    isOwnKey: (key) => own.test(key),
     session: (id) => sessionPrefix + id,
-    userIndex: (username) => `${prefix}u:${sha256Hex(username)}`,
+    userIndex: (username) => userPrefix + sha256Hex(username),
   };
 }
 

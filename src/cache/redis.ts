@@ -95,8 +95,16 @@ export class RedisSessionCache implements SessionCache {
   async invalidate(id: string): Promise<void> {
     await this.op("invalidate", async () => {
       const key = this.keys.session(id);
-      await this.client.unlink(key);
-      await this.waitForReplicas(key);
+      // GETDEL returns what it removed: the username names the index to take the id out of, with no
+      // extra read (and no window in which a read could see the key gone but the id still listed).
+      const username = usernameIn(await this.getdel(key));
+      const written = [key];
+      if (username !== undefined) {
+        const index = this.keys.userIndex(username);
+        await this.client.srem(index, id);
+        written.push(index);
+      }
+      await this.waitForReplicasOf(written);
     });
   }
 
@@ -123,45 +131,22 @@ export class RedisSessionCache implements SessionCache {
       const ids = await this.client.smembers(index);
       const removed = await Promise.all(ids.map((id) => this.client.unlink(this.keys.session(id))));
       await this.client.unlink(index);
-      // WAIT on every node written to: on a cluster the session keys live on other masters than the index.
-      const nodesWritten = new Set<string>();
-      for (const id of ids) {
-        const key = this.keys.session(id);
-        const node = this.nodeKeyFor(key);
-        if (!nodesWritten.has(node)) {
-          nodesWritten.add(node);
-          await this.waitForReplicas(key);
-        }
-      }
-      if (!nodesWritten.has(this.nodeKeyFor(index))) await this.waitForReplicas(index);
+      await this.waitForReplicasOf([...ids.map((id) => this.keys.session(id)), index]);
       return removed.reduce((n, r) => n + r, 0);
     });
   }
 
   async clear(): Promise<void> {
     await this.op("clear", async () => {
-      const pattern = `${escapeGlob(this.keys.prefix)}*`;
       for (const node of this.masters()) {
         let cursor = "0";
         do {
-          const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT);
+          const [next, found] = await node.scan(cursor, "MATCH", this.keys.scanPattern, "COUNT", SCAN_COUNT);
           cursor = next;
+          const keys = found.filter((k) => this.keys.isOwnKey(k));
           // One key per UNLINK on a cluster node would be slow; keys from one node's SCAN may still be in
           // different slots, so group by slot to stay within CROSSSLOT rules.
-          if (keys.length > 0) {
-            if (this.client instanceof Cluster) {
-              const bySlot = new Map<number, string[]>();
-              for (const k of keys) {
-                const s = keySlot(k);
-                const list = bySlot.get(s);
-                if (list) list.push(k);
-                else bySlot.set(s, [k]);
-              }
-              await Promise.all([...bySlot.values()].map((group) => node.unlink(...group)));
-            } else {
-              await node.unlink(...keys);
-            }
-          }
+          if (keys.length > 0) await this.unlinkBatch(node, keys);
         } while (cursor !== "0");
       }
     });
@@ -222,6 +207,43 @@ export class RedisSessionCache implements SessionCache {
     // The value itself is never logged: it may be anything, including someone's secret.
     this.logger.warn({ reason, keyPrefix: this.keys.sessionPrefix }, "removed an unusable session value");
     await this.client.unlink(key);
+  }
+
+  private async unlinkBatch(node: Redis, keys: string[]): Promise<void> {
+    if (!(this.client instanceof Cluster)) {
+      await node.unlink(...keys);
+      return;
+    }
+    const bySlot = new Map<number, string[]>();
+    for (const k of keys) {
+      const s = keySlot(k);
+      const list = bySlot.get(s);
+      if (list) list.push(k);
+      else bySlot.set(s, [k]);
+    }
+    await Promise.all([...bySlot.values()].map((group) => node.unlink(...group)));
+  }
+
+  /** GETDEL, or UNLINK when the key is not a string (then there is no value to return). */
+  private async getdel(key: string): Promise<string | null> {
+    try {
+      return await this.client.getdel(key);
+    } catch (err) {
+      if (!isWrongType(err)) throw err;
+      await this.client.unlink(key);
+      return null;
+    }
+  }
+
+  /** WAIT once on every master that holds one of `keys` (on a cluster, sessions and index are apart). */
+  private async waitForReplicasOf(keys: readonly string[]): Promise<void> {
+    const nodesWaited = new Set<string>();
+    for (const key of keys) {
+      const node = this.nodeKeyFor(key);
+      if (nodesWaited.has(node)) continue;
+      nodesWaited.add(node);
+      await this.waitForReplicas(key);
+    }
   }
 
   private masters(): Redis[] {
@@ -338,8 +360,16 @@ function ttlMs(ttlSeconds: number): number {
   return Math.max(1, Math.round(ttlSeconds * 1000));
 }
 
-function escapeGlob(text: string): string {
-  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+/** The username of a stored session value, if it has one (the value is not otherwise trusted here). */
+function usernameIn(raw: string | null): string | undefined {
+  if (raw === null) return undefined;
+  try {
+    const value: unknown = JSON.parse(raw);
+    const username = (value as { username?: unknown } | null)?.username;
+    return typeof username === "string" && username !== "" ? username : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Redis Cluster hash slot of a key (hash tags honoured), as ioredis computes it. */
