@@ -64,9 +64,11 @@ export class RedisSessionCache implements SessionCache {
     await this.op("set", async () => {
       const key = this.keys.session(id);
       const index = this.keys.userIndex(valid.username);
-      // Separate keys (different slots on a cluster): sent back to back, pipelined by ioredis.
+      // SET first, SADD only once it is acknowledged: on a cluster the key and the index live on
+      // different masters, and an id in the index whose SET is not visible yet would be pruned as stale
+      // by a concurrent listUserSessions, leaving a live session no logout-all can find.
+      await this.client.set(key, JSON.stringify(valid), "PX", ms);
       await Promise.all([
-        this.client.set(key, JSON.stringify(valid), "PX", ms),
         this.client.sadd(index, id),
         // The index must outlive its longest session: set a TTL when none, then only ever extend it.
         this.client.call("PEXPIRE", index, String(ms), "NX"),
@@ -129,8 +131,12 @@ export class RedisSessionCache implements SessionCache {
     return this.op("invalidate_user", async () => {
       const index = this.keys.userIndex(username);
       const ids = await this.client.smembers(index);
+      if (ids.length === 0) return 0;
       const removed = await Promise.all(ids.map((id) => this.client.unlink(this.keys.session(id))));
-      await this.client.unlink(index);
+      // Only the ids read: a login whose SADD lands after the SMEMBERS keeps its session, and that
+      // session stays in the index (listed, revocable, ended by the next logout-all). UNLINKing the
+      // whole index here would orphan it.
+      await this.client.srem(index, ...ids);
       await this.waitForReplicasOf([...ids.map((id) => this.keys.session(id)), index]);
       return removed.reduce((n, r) => n + r, 0);
     });
