@@ -27,11 +27,13 @@ export function backoff(attempt: number): number {
  * request, command and connect timeouts from the config, capped reconnection backoff.
  * @param options.lazyConnect @default false
  * @param options.protocol RESP version. @default 2 (ioredis default)
+ * @param options.reportsUp this is the data connection: `bangui_session_backend_up` follows it (not the
+ *   near-cache subscriber's nor the WAIT connection's state). @default false
  */
 export function createRedisClient(
   target: RedisTarget,
   config: Config,
-  options: { lazyConnect?: boolean; protocol?: 2 | 3; logger?: Logger } = {},
+  options: { lazyConnect?: boolean; protocol?: 2 | 3; logger?: Logger; reportsUp?: boolean } = {},
 ): Redis | Cluster {
   const common: RedisOptions = {
     commandTimeout: config.redisCommandTimeoutMs,
@@ -96,9 +98,11 @@ export function createRedisClient(
     // ioredis messages carry host:port at most, never credentials (they are not in the URL we log).
     log?.warn({ err: { name: err.name, message: err.message } }, "redis connection error");
   });
-  client.on("ready", () => metrics.backendUp.set(1));
-  client.on("end", () => metrics.backendUp.set(0));
-  client.on("close", () => metrics.backendUp.set(0));
+  if (options.reportsUp === true) {
+    client.on("ready", () => metrics.backendUp.set(1));
+    client.on("end", () => metrics.backendUp.set(0));
+    client.on("close", () => metrics.backendUp.set(0));
+  }
   return client;
 }
 
@@ -113,7 +117,7 @@ export function createSessionBackend(config: Config, deps: { logger: Logger }): 
     return { cache, redis: undefined, close: () => cache.close() };
   }
   const logger = deps.logger.child({ component: "session-cache" });
-  const client = createRedisClient(config.redis, config, { logger });
+  const client = createRedisClient(config.redis, config, { logger, reportsUp: true });
   const redisCache = new RedisSessionCache({
     client,
     keyPrefix: config.keyPrefix,
