@@ -118,8 +118,19 @@ export function createSessionBackend(config: Config, deps: { logger: Logger }): 
   }
   const logger = deps.logger.child({ component: "session-cache" });
   const client = createRedisClient(config.redis, config, { logger, reportsUp: true });
+  // WAIT blocks its connection: removals and their WAIT get one of their own, whose command timeout
+  // leaves room for the whole WAIT timeout (so BANGUI_REDIS_WAIT_TIMEOUT_MS may exceed the command timeout).
+  const waitClient =
+    config.redisWaitReplicas === 0
+      ? undefined
+      : createRedisClient(
+          config.redis,
+          { ...config, redisCommandTimeoutMs: config.redisCommandTimeoutMs + config.redisWaitTimeoutMs },
+          { logger },
+        );
   const redisCache = new RedisSessionCache({
     client,
+    ...(waitClient !== undefined ? { waitClient } : {}),
     keyPrefix: config.keyPrefix,
     logger,
     waitReplicas: config.redisWaitReplicas,

@@ -18,7 +18,15 @@ export interface RedisSessionCacheOptions {
   waitReplicas?: "auto" | number;
   /** No acknowledgement within it -> SessionBackendUnavailableError. @default 500 */
   waitTimeoutMs?: number;
-  /** close() quits the client. @default true */
+  /**
+   * A connection of its own for the removals that WAIT for replicas, and for their WAIT (WAIT counts the
+   * writes of its own connection, and Redis runs nothing else from a connection while its WAIT blocks:
+   * on the data connection every GET, SET and throttle call of the worker would queue behind it). Its
+   * command timeout must exceed `waitTimeoutMs`. The factory builds it when WAIT is on.
+   * @default the data client (only sensible with waitReplicas 0)
+   */
+  waitClient?: Redis | Cluster;
+  /** close() quits the client (and the waitClient). @default true */
   ownsClient?: boolean;
 }
 
@@ -33,6 +41,8 @@ const REPLICA_MEMORY_MS = 30_000;
 export class RedisSessionCache implements SessionCache {
   readonly name = "redis";
   readonly client: Redis | Cluster;
+  /** Where removals and their WAIT go (see `waitClient`); the data client when none was given. */
+  private readonly writer: Redis | Cluster;
   readonly keys: KeySpace;
   private readonly logger: Logger;
   private readonly waitReplicas: "auto" | number;
@@ -45,13 +55,14 @@ export class RedisSessionCache implements SessionCache {
 
   constructor(o: RedisSessionCacheOptions) {
     this.client = o.client;
+    this.writer = o.waitClient ?? o.client;
     this.keys = createKeySpace(o.keyPrefix ?? "bangui:");
     this.logger = o.logger ?? silentLogger();
     this.waitReplicas = o.waitReplicas ?? 0;
     this.waitTimeoutMs = o.waitTimeoutMs ?? 500;
     this.ownsClient = o.ownsClient ?? true;
     // Knows the replicas before the first logout (a Cluster's node connections are watched when first used).
-    if (this.waitReplicas === "auto" && !(this.client instanceof Cluster)) this.watchReplicas(this.client);
+    if (this.waitReplicas === "auto" && !(this.writer instanceof Cluster)) this.watchReplicas(this.writer);
   }
 
   async get(id: string): Promise<Session | null> {
@@ -103,7 +114,7 @@ export class RedisSessionCache implements SessionCache {
       const written = [key];
       if (username !== undefined) {
         const index = this.keys.userIndex(username);
-        await this.client.srem(index, id);
+        await this.writer.srem(index, id);
         written.push(index);
       }
       await this.waitForReplicasOf(written);
@@ -132,11 +143,11 @@ export class RedisSessionCache implements SessionCache {
       const index = this.keys.userIndex(username);
       const ids = await this.client.smembers(index);
       if (ids.length === 0) return 0;
-      const removed = await Promise.all(ids.map((id) => this.client.unlink(this.keys.session(id))));
+      const removed = await Promise.all(ids.map((id) => this.writer.unlink(this.keys.session(id))));
       // Only the ids read: a login whose SADD lands after the SMEMBERS keeps its session, and that
       // session stays in the index (listed, revocable, ended by the next logout-all). UNLINKing the
       // whole index here would orphan it.
-      await this.client.srem(index, ...ids);
+      await this.writer.srem(index, ...ids);
       await this.waitForReplicasOf([...ids.map((id) => this.keys.session(id)), index]);
       return removed.reduce((n, r) => n + r, 0);
     });
@@ -168,11 +179,16 @@ export class RedisSessionCache implements SessionCache {
     if (this.closed) return;
     this.closed = true;
     if (!this.ownsClient) return;
-    try {
-      await this.client.quit();
-    } catch {
-      this.client.disconnect();
-    }
+    const clients = this.writer === this.client ? [this.client] : [this.client, this.writer];
+    await Promise.all(
+      clients.map(async (c) => {
+        try {
+          await c.quit();
+        } catch {
+          c.disconnect();
+        }
+      }),
+    );
   }
 
   /** GET + parse; corrupt, wrong-typed or expired values are removed and counted. Not wrapped in op(). */
@@ -233,10 +249,10 @@ export class RedisSessionCache implements SessionCache {
   /** GETDEL, or UNLINK when the key is not a string (then there is no value to return). */
   private async getdel(key: string): Promise<string | null> {
     try {
-      return await this.client.getdel(key);
+      return await this.writer.getdel(key);
     } catch (err) {
       if (!isWrongType(err)) throw err;
-      await this.client.unlink(key);
+      await this.writer.unlink(key);
       return null;
     }
   }
@@ -256,17 +272,17 @@ export class RedisSessionCache implements SessionCache {
     return this.client instanceof Cluster ? this.client.nodes("master") : [this.client];
   }
 
-  /** "host:port" of the master holding `key` ("" on a standalone/sentinel client). */
+  /** "host:port" of the master the writer sends `key` to ("" on a standalone/sentinel client). */
   private nodeKeyFor(key: string): string {
-    if (!(this.client instanceof Cluster)) return "";
-    return this.client.slots[keySlot(key)]?.[0] ?? "";
+    if (!(this.writer instanceof Cluster)) return "";
+    return this.writer.slots[keySlot(key)]?.[0] ?? "";
   }
 
-  /** The connection that wrote `key`: WAIT counts the acknowledgements of that connection's writes. */
+  /** The writer's connection that wrote `key`: WAIT counts the acknowledgements of that connection's writes. */
   private connectionFor(key: string): Redis {
-    if (!(this.client instanceof Cluster)) return this.client;
+    if (!(this.writer instanceof Cluster)) return this.writer;
     const nodeKey = this.nodeKeyFor(key);
-    const node = this.client.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === nodeKey);
+    const node = this.writer.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === nodeKey);
     if (node === undefined) throw new SessionBackendUnavailableError("the session backend has no master for a key slot");
     return node;
   }
