@@ -27,13 +27,16 @@ export function backoff(attempt: number): number {
  * request, command and connect timeouts from the config, capped reconnection backoff.
  * @param options.lazyConnect @default false
  * @param options.protocol RESP version. @default 2 (ioredis default)
+ * @param options.replayOnFailover Cluster: re-send a command whose node connection closed, once the slots
+ *   are refreshed (also after its caller was answered with a timeout). Off for the WAIT connection: a
+ *   logout answered 503 during a failover must not be replayed behind the caller's back. @default true
  * @param options.reportsUp this is the data connection: `bangui_session_backend_up` follows it (not the
  *   near-cache subscriber's nor the WAIT connection's state). @default false
  */
 export function createRedisClient(
   target: RedisTarget,
   config: Config,
-  options: { lazyConnect?: boolean; protocol?: 2 | 3; logger?: Logger; reportsUp?: boolean } = {},
+  options: { lazyConnect?: boolean; protocol?: 2 | 3; logger?: Logger; reportsUp?: boolean; replayOnFailover?: boolean } = {},
 ): Redis | Cluster {
   const common: RedisOptions = {
     commandTimeout: config.redisCommandTimeoutMs,
@@ -85,8 +88,8 @@ export function createRedisClient(
       slotsRefreshTimeout: config.redisConnectTimeoutMs,
       lazyConnect: options.lazyConnect ?? false,
       maxRedirections: 16,
-      retryDelayOnFailover: 100,
-      retryDelayOnClusterDown: 100,
+      retryDelayOnFailover: options.replayOnFailover === false ? 0 : 100,
+      retryDelayOnClusterDown: options.replayOnFailover === false ? 0 : 100,
       retryDelayOnTryAgain: 100,
     };
     client = new Cluster(target.nodes, clusterOptions);
@@ -126,7 +129,7 @@ export function createSessionBackend(config: Config, deps: { logger: Logger }): 
       : createRedisClient(
           config.redis,
           { ...config, redisCommandTimeoutMs: config.redisCommandTimeoutMs + config.redisWaitTimeoutMs },
-          { logger },
+          { logger, replayOnFailover: false },
         );
   const redisCache = new RedisSessionCache({
     client,

@@ -59,6 +59,8 @@ describe("RedisSessionCache WAIT after invalidation", () => {
     const cache = cacheWith("auto");
     const id = newId();
     await cache.set(id, newSession("grace"), 60);
+    // A second session: invalidate(id) takes its own id out of the index, invalidateUser needs one left.
+    await cache.set(newId(), newSession("grace"), 60);
     replica.pause();
     try {
       await expect(cache.invalidate(id)).rejects.toBeInstanceOf(SessionBackendUnavailableError);
