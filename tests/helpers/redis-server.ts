@@ -1,8 +1,9 @@
 /**
  * A private Redis for one test file: `redis-server` on 127.0.0.1 and a free port, in a temp dir, ready
- * when PING answers. Fallbacks when the binary is missing: `REDIS_URL` (no process control), then
- * testcontainers' Redis module when a Docker engine answers; otherwise an Error saying how to get Redis.
- * Never the machine's shared instance on 6379.
+ * when PING answers. Without the binary: `REDIS_URL`, a server someone else owns, only when set
+ * explicitly (no process control; `owned` is false: nothing may be erased there but keys under the
+ * test's own unique prefix, never FLUSHDB/FLUSHALL, see `requireOwnedServer`); otherwise an Error saying
+ * how to get Redis. Never the machine's shared instance on 6379 by default.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
@@ -37,6 +38,12 @@ export interface RedisServerHandle {
   readonly url: string;
   /** -1 when not a local process. */
   readonly pid: number;
+  /**
+   * True for a server this helper started (the test may do anything to it). False for `REDIS_URL`:
+   * someone else's data lives there, so a test may only write and remove keys under its own unique
+   * prefix (never FLUSHDB, FLUSHALL, CONFIG SET, DEBUG, SHUTDOWN).
+   */
+  readonly owned: boolean;
   readonly dir: string;
   /** Stops the server and waits for the exit (removes the temp dir it created). Idempotent. */
   stop(): Promise<void>;
@@ -52,6 +59,14 @@ export interface RedisServerHandle {
 
 const NEEDS_LOCAL = "needs a local redis-server (install it: apt-get install redis-server); REDIS_URL gives no process control";
 
+/**
+ * Throws, naming the test's need, when `server` is not one this helper started: call it before anything
+ * that would touch data or settings that are not the test's own (FLUSHDB, CONFIG SET, CLIENT KILL...).
+ */
+export function requireOwnedServer(server: RedisServerHandle, why: string): void {
+  if (!server.owned) throw new Error(`this test ${why}: it ${NEEDS_LOCAL}, and REDIS_URL is a server it does not own`);
+}
+
 function hasRedisBinary(): boolean {
   const r = spawnSync("redis-server", ["--version"], { stdio: "ignore" });
   return r.status === 0;
@@ -62,11 +77,10 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   if (hasRedisBinary()) return startLocal(opts);
   const envUrl = process.env.REDIS_URL;
   if (envUrl !== undefined && envUrl !== "") return fromUrl(envUrl);
-  const container = await tryContainer();
-  if (container) return container;
   throw new Error(
-    "Redis tests need Redis: install redis-server (apt-get install redis-server), " +
-      "or set REDIS_URL=redis://127.0.0.1:<port> to a Redis the tests may write to, or run a Docker engine (testcontainers).",
+    "Redis tests need a redis-server binary (7.0 or later) on PATH: apt-get install redis-server. " +
+      "Or set REDIS_URL=redis://127.0.0.1:<port> to a Redis the tests may write to (under unique key prefixes " +
+      "only; tests that need to stop, freeze or flush a server still need the binary).",
   );
 }
 
@@ -87,6 +101,7 @@ async function startLocal(opts: RedisServerOptions): Promise<RedisServerHandle> 
     host: "127.0.0.1",
     port,
     url: `redis://127.0.0.1:${port}`,
+    owned: true,
     get pid() {
       return proc.pid;
     },
@@ -127,45 +142,10 @@ function fromUrl(url: string): RedisServerHandle {
     port: Number(u.port || 6379),
     url,
     pid: -1,
+    owned: false,
     dir: "",
+    // Nothing to clean: every test writes under its own unique key prefix and removes only that.
     async stop() {},
-    async kill() {
-      noControl();
-    },
-    async restart() {
-      noControl();
-    },
-    pause: noControl,
-    resume: noControl,
-  };
-}
-
-async function tryContainer(): Promise<RedisServerHandle | undefined> {
-  let mod: typeof import("@testcontainers/redis");
-  try {
-    mod = await import("@testcontainers/redis");
-    const { getContainerRuntimeClient } = await import("testcontainers");
-    await getContainerRuntimeClient();
-  } catch {
-    return undefined;
-  }
-  const container = await new mod.RedisContainer("redis:7-alpine").start();
-  const host = container.getHost();
-  const port = container.getPort();
-  let stopped = false;
-  const noControl = () => {
-    throw new Error(`this test ${NEEDS_LOCAL}`);
-  };
-  return {
-    host,
-    port,
-    url: `redis://${host}:${port}`,
-    pid: -1,
-    dir: "",
-    async stop() {
-      if (!stopped) await container.stop();
-      stopped = true;
-    },
     async kill() {
       noControl();
     },

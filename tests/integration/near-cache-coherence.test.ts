@@ -1,7 +1,7 @@
 import Redis from "ioredis";
 import { metrics } from "../../src/metrics";
 import type { NearCache } from "../../src/cache";
-import { startRedisServer, type RedisServerHandle } from "../helpers/redis-server";
+import { requireOwnedServer, startRedisServer, type RedisServerHandle } from "../helpers/redis-server";
 import { commandCalls, makeNear, newId, session, uniquePrefix, until } from "./near-cache-helpers";
 
 let server: RedisServerHandle;
@@ -92,6 +92,7 @@ describe("near-cache coherence between two instances on one Redis", () => {
   });
 
   it("FLUSHDB evicts every local entry", async () => {
+    requireOwnedServer(server, "runs FLUSHDB"); // never on a REDIS_URL server someone else owns
     const ids = Array.from({ length: 20 }, () => newId());
     for (const id of ids) await a.set(id, session("erin"), 60);
     for (const id of ids) expect(await b.get(id)).not.toBeNull();
