@@ -1,7 +1,7 @@
 /**
  * A private Redis for one test file: `redis-server` on 127.0.0.1 and a free port, in a temp dir, ready
- * when PING answers. Fallbacks when the binary is missing: `REDIS_URL` (no process control), then
- * testcontainers' Redis module when a Docker engine answers; otherwise an Error saying how to get Redis.
+ * when PING answers. Fallback when the binary is missing: `REDIS_URL` (no process control); otherwise an Error
+ * saying how to get Redis.
  * Never the machine's shared instance on 6379.
  */
 import { spawnSync } from "node:child_process";
@@ -62,11 +62,9 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   if (hasRedisBinary()) return startLocal(opts);
   const envUrl = process.env.REDIS_URL;
   if (envUrl !== undefined && envUrl !== "") return fromUrl(envUrl);
-  const container = await tryContainer();
-  if (container) return container;
   throw new Error(
     "Redis tests need Redis: install redis-server (apt-get install redis-server), " +
-      "or set REDIS_URL=redis://127.0.0.1:<port> to a Redis the tests may write to, or run a Docker engine (testcontainers).",
+      "or set REDIS_URL=redis://127.0.0.1:<port> to a Redis the tests may write to.",
   );
 }
 
@@ -140,39 +138,3 @@ function fromUrl(url: string): RedisServerHandle {
   };
 }
 
-async function tryContainer(): Promise<RedisServerHandle | undefined> {
-  let mod: typeof import("@testcontainers/redis");
-  try {
-    mod = await import("@testcontainers/redis");
-    const { getContainerRuntimeClient } = await import("testcontainers");
-    await getContainerRuntimeClient();
-  } catch {
-    return undefined;
-  }
-  const container = await new mod.RedisContainer("redis:7-alpine").start();
-  const host = container.getHost();
-  const port = container.getPort();
-  let stopped = false;
-  const noControl = () => {
-    throw new Error(`this test ${NEEDS_LOCAL}`);
-  };
-  return {
-    host,
-    port,
-    url: `redis://${host}:${port}`,
-    pid: -1,
-    dir: "",
-    async stop() {
-      if (!stopped) await container.stop();
-      stopped = true;
-    },
-    async kill() {
-      noControl();
-    },
-    async restart() {
-      noControl();
-    },
-    pause: noControl,
-    resume: noControl,
-  };
-}
