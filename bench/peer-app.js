@@ -2,7 +2,7 @@
 /**
  * The peer: the same login/session endpoints written the way a careful user writes them with
  * express-session + connect-redis (resave:false, saveUninitialized:false, same cookie name).
- * PEER_CLIENT=ioredis: connect-redis 8 on ioredis; PEER_CLIENT=node-redis: connect-redis 10 on `redis`.
+ * PEER_CLIENT=ioredis: connect-redis 8 on ioredis; PEER_CLIENT=node-redis: connect-redis 9 on `redis`.
  * PORT, WORKERS, REDIS_URL from the environment (set by bench/run.js).
  */
 const cluster = require("node:cluster");
@@ -29,11 +29,11 @@ if (cluster.isPrimary && workers > 1) {
 async function makeStore() {
   if (kind === "node-redis") {
     const { createClient } = require("redis");
-    const { RedisStore } = require("connect-redis-10");
+    const { RedisStore } = require("connect-redis-9");
     const client = createClient({ url: process.env.REDIS_URL });
     client.on("error", () => {});
     await client.connect();
-    return new RedisStore({ client, prefix: "peer10:" });
+    return new RedisStore({ client, prefix: "peer9:" });
   }
   const { Redis } = require("ioredis");
   const { RedisStore } = require("connect-redis");

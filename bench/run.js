@@ -3,7 +3,7 @@
  * `npm run bench`: builds (npm script), then
  *  1. starts a private redis-server on a free loopback port in a temp dir;
  *  2. starts every HTTP target with 1 and 2 workers: this service (near-cache on / off), the peer
- *     (express-session + connect-redis 8 on ioredis, connect-redis 10 on node-redis) and a bare Express route;
+ *     (express-session + connect-redis 8 on ioredis, connect-redis 9 on node-redis) and a bare Express route;
  *  3. logs in once per target, then drives GET /api/auth/session with autocannon, interleaved over rounds
  *     (A B C ... A B C ...) so machine drift cancels; reports the median of the rounds;
  *  4. measures login req/s (scrypt-bound) and the micro-benchmark of the cache itself;
@@ -172,7 +172,7 @@ async function main() {
     { key: "near", label: "this service, near-cache on" },
     { key: "nonear", label: "this service, near-cache off" },
     { key: "peer8", label: "peer: express-session + connect-redis 8 (ioredis)" },
-    { key: "peer10", label: "peer: express-session + connect-redis 10 (node-redis)" },
+    { key: "peer9", label: "peer: express-session + connect-redis 9 (node-redis)" },
     { key: "bare", label: "bare Express route (no session)" },
   ];
   const targets = [];
@@ -205,7 +205,7 @@ async function main() {
             PORT: String(port),
             WORKERS: String(workers),
             REDIS_URL: redisUrl,
-            PEER_CLIENT: kind.key === "peer10" ? "node-redis" : "ioredis",
+            PEER_CLIENT: kind.key === "peer9" ? "node-redis" : "ioredis",
             NODE_ENV: "production",
           },
           `${kind.key}/${workers}`,
@@ -274,10 +274,10 @@ async function main() {
   const find = (key, w) => rows.find((r) => r.key === key && r.workers === w);
   for (const r of rows) {
     const p8 = find("peer8", r.workers);
-    const p10 = find("peer10", r.workers);
+    const p9 = find("peer9", r.workers);
     const bare = find("bare", r.workers);
     r.vsPeer8 = r.rps / p8.rps;
-    r.vsPeer10 = r.rps / p10.rps;
+    r.vsPeer9 = r.rps / p9.rps;
     r.vsBare = r.rps / bare.rps;
     r.p99VsPeer8 = r.p99 / p8.p99;
   }
@@ -290,7 +290,7 @@ async function main() {
     redis: spawnSync("redis-server", ["--version"]).stdout.toString().trim().split(" ").find((s) => s.startsWith("v=")) || "?",
   };
   const versions = Object.fromEntries(
-    ["express", "ioredis", "express-session", "connect-redis", "connect-redis-10", "redis", "autocannon"].map((n) => [n, pkgVersion(n)]),
+    ["express", "ioredis", "express-session", "connect-redis", "connect-redis-9", "redis", "autocannon"].map((n) => [n, pkgVersion(n)]),
   );
   const md = report({ rows, loginRuns, microResult, machine, versions, elapsed });
   console.log(`\n${md}`);
@@ -320,7 +320,7 @@ function report({ rows, loginRuns, microResult, machine, versions, elapsed }) {
   lines.push("|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
     lines.push(
-      `| ${r.label} | ${r.workers} | ${f0(r.rps)} | ${r.p50} | ${r.p99} | ${f2(r.vsPeer8)}x | ${f2(r.vsPeer10)}x | ${f2(r.vsBare)}x | ${f2(r.p99VsPeer8)}x | ${r.rounds.join(" / ")}${r.bad ? ` (${r.bad} non-2xx!)` : ""} |`,
+      `| ${r.label} | ${r.workers} | ${f0(r.rps)} | ${r.p50} | ${r.p99} | ${f2(r.vsPeer8)}x | ${f2(r.vsPeer9)}x | ${f2(r.vsBare)}x | ${f2(r.p99VsPeer8)}x | ${r.rounds.join(" / ")}${r.bad ? ` (${r.bad} non-2xx!)` : ""} |`,
     );
   }
   lines.push("");
@@ -343,7 +343,7 @@ function report({ rows, loginRuns, microResult, machine, versions, elapsed }) {
     const near = rows.find((r) => r.key === "near" && r.workers === w);
     const off = rows.find((r) => r.key === "nonear" && r.workers === w);
     check("near-cache on: req/s vs ioredis peer", w, 1.9, near.vsPeer8, true);
-    check("near-cache on: req/s vs node-redis peer", w, 1.65, near.vsPeer10, true);
+    check("near-cache on: req/s vs node-redis peer", w, 1.65, near.vsPeer9, true);
     check("near-cache on: req/s vs bare Express", w, 0.9, near.vsBare, true);
     check("near-cache on: p99 vs ioredis peer", w, 0.7, near.p99VsPeer8, false);
     check("near-cache off: req/s vs ioredis peer", w, 1.5, off.vsPeer8, true);

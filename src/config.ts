@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { ConfigError } from "./errors";
 import { parseRedisUrl, type RedisTarget } from "./redis-url";
+import { parseTrustProxy, type TrustProxy } from "./trust-proxy";
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -27,6 +28,15 @@ const optional = <T extends z.ZodTypeAny>(schema: T) =>
 const redisUrl = z.string().transform((raw, ctx): RedisTarget => {
   try {
     return parseRedisUrl(raw.trim());
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const trustProxy = z.string().transform((raw, ctx): TrustProxy => {
+  try {
+    return parseTrustProxy(raw);
   } catch (err) {
     ctx.addIssue({ code: "custom", message: (err as Error).message });
     return z.NEVER;
@@ -62,7 +72,7 @@ const schema = z
       z.union([z.literal("auto"), int(0, 100)], { message: 'must be "auto" or a number of replicas (0 turns it off)' }),
     ).default("auto"),
     BANGUI_REDIS_WAIT_TIMEOUT_MS: optional(int(1, 60_000)).default(500),
-    BANGUI_TRUST_PROXY: optional(z.string().trim()),
+    BANGUI_TRUST_PROXY: optional(trustProxy),
     BANGUI_BODY_LIMIT_BYTES: optional(int(64, 10_485_760)).default(16_384),
     BANGUI_SHUTDOWN_TIMEOUT_MS: optional(int(100, 60_000)).default(8000),
     BANGUI_LOG_LEVEL: optional(z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` })).default("info"),
@@ -112,8 +122,8 @@ export interface Config {
   /** "auto": every replica connected to the master; 0: off. */
   redisWaitReplicas: "auto" | number;
   redisWaitTimeoutMs: number;
-  /** Express `trust proxy` setting, unset: do not trust X-Forwarded-For. */
-  trustProxy: string | undefined;
+  /** Express `trust proxy` setting (validated), unset: do not trust X-Forwarded-For. */
+  trustProxy: TrustProxy | undefined;
   bodyLimitBytes: number;
   shutdownTimeoutMs: number;
   logLevel: (typeof LOG_LEVELS)[number];

@@ -4,6 +4,7 @@ import { mkdir, open, readFile, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { z } from "zod";
 import type { Logger } from "../logger";
+import { withFileLock } from "./file-lock";
 import { hashPassword } from "./passwords";
 
 /** Usernames: 1-64 characters of A-Z a-z 0-9 . _ @ - */
@@ -60,7 +61,15 @@ async function readUsersFile(path: string): Promise<UsersFile> {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return emptyFile();
     throw err;
   }
-  const parsed = UsersFileSchema.safeParse(JSON.parse(text));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // V8's SyntaxError quotes the text around the fault (password hashes): neither its message nor the
+    // error itself (as a cause) may reach a log or the console.
+    throw new Error(`users file ${path} is not valid JSON`);
+  }
+  const parsed = UsersFileSchema.safeParse(json);
   if (!parsed.success) throw new Error(`users file ${path} is not valid: ${parsed.error.issues[0]?.message ?? "bad shape"}`);
   return parsed.data;
 }
@@ -160,28 +169,36 @@ export class UserStore {
     if (!isValidUsername(username)) throw new Error("invalid username: use 1-64 characters of A-Z a-z 0-9 . _ @ -");
     if (password.length === 0) throw new Error("the password must not be empty");
     const passwordHash = await hashPassword(password);
-    const data = await readUsersFile(this.path);
-    data.users[username] = {
-      passwordHash,
-      credentialId: randomBytes(16).toString("hex"),
-      updatedAt: new Date().toISOString(),
-    };
-    await writeUsersFile(this.path, data);
-    this.data = data;
-    return { username, ...data.users[username]! };
+    const entry = { passwordHash, credentialId: randomBytes(16).toString("hex"), updatedAt: new Date().toISOString() };
+    await this.change((data) => {
+      data.users[username] = entry;
+      return true;
+    });
+    return { username, ...entry };
   }
 
   /** Removes the user. @returns false when there was no such user. */
   async remove(username: string): Promise<boolean> {
-    const data = await readUsersFile(this.path);
-    if (!Object.hasOwn(data.users, username)) {
+    return this.change((data) => {
+      if (!Object.hasOwn(data.users, username)) return false;
+      delete data.users[username];
+      return true;
+    });
+  }
+
+  /**
+   * Read, change, write under the file's lock: two processes changing the file at once (two CLI runs, a
+   * CLI run and a service creating its first user) each see the other's change, and neither is lost.
+   * `edit` returns whether it changed anything (else nothing is written).
+   */
+  private async change(edit: (data: UsersFile) => boolean): Promise<boolean> {
+    return withFileLock(this.path, async () => {
+      const data = await readUsersFile(this.path);
+      const changed = edit(data);
+      if (changed) await writeUsersFile(this.path, data);
       this.data = data;
-      return false;
-    }
-    delete data.users[username];
-    await writeUsersFile(this.path, data);
-    this.data = data;
-    return true;
+      return changed;
+    });
   }
 
   /** Stops following the file. Idempotent. */
@@ -207,8 +224,21 @@ export async function ensureUsersFile(path: string): Promise<{ created: boolean;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
-  const store = await UserStore.open(path, { watch: false });
   const password = randomPassword();
-  await store.setPassword("admin", password);
-  return { created: true, username: "admin", password };
+  const passwordHash = await hashPassword(password);
+  // Under the lock, and only if the file still does not exist: two services starting at once on a new
+  // file create one admin, and the password printed by the other is never silently replaced.
+  const created = await withFileLock(path, async () => {
+    try {
+      await readFile(path);
+      return false;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    const data = emptyFile();
+    data.users.admin = { passwordHash, credentialId: randomBytes(16).toString("hex"), updatedAt: new Date().toISOString() };
+    await writeUsersFile(path, data);
+    return true;
+  });
+  return created ? { created, username: "admin", password } : { created: false };
 }

@@ -4,6 +4,7 @@ import { SessionBackendUnavailableError } from "../errors";
 import { silentLogger, type Logger } from "../logger";
 import { metrics } from "../metrics";
 import { createKeySpace, type KeySpace } from "./keys";
+import { toBackendError } from "./redis-errors";
 import { SessionSchema, type IndexedSession, type Session, type SessionCache } from "./types";
 
 /** Options of the Redis backend. */
@@ -335,42 +336,17 @@ export class RedisSessionCache implements SessionCache {
     });
   }
 
-  /** Times the operation and turns every Redis failure into SessionBackendUnavailableError. */
+  /** Times the operation; a backend failure becomes SessionBackendUnavailableError, a bug stays itself (500). */
   private async op<T>(op: string, fn: () => Promise<T>): Promise<T> {
     const end = metrics.cacheLatency.startTimer({ backend: this.name, op });
     try {
       return await fn();
     } catch (err) {
-      throw toUnavailable(op, err);
+      throw toBackendError(op, err);
     } finally {
       end();
     }
   }
-}
-
-/** Wraps a Redis failure; the message names the operation and the kind of failure, never a key or value. */
-export function toUnavailable(op: string, err: unknown): SessionBackendUnavailableError {
-  if (err instanceof SessionBackendUnavailableError) return err;
-  return new SessionBackendUnavailableError(`the session backend is unavailable (${op}: ${describe(err)})`, { cause: err });
-}
-
-const KNOWN = [
-  "CLUSTERDOWN", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "NOREPLICAS", "BUSY", "NOAUTH", "WRONGPASS",
-  "NOPERM", "OOM", "MOVED", "ASK", "NOSCRIPT", "EXECABORT", "WRONGTYPE",
-];
-
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return "unknown error";
-  const msg = err.message;
-  const code = KNOWN.find((k) => msg.startsWith(k));
-  if (code !== undefined) return code;
-  if (err.name === "MaxRetriesPerRequestError") return "max retries per request";
-  if (/timed out/i.test(msg)) return "command timed out";
-  if (/Connection is closed|Stream isn't writeable|enableOfflineQueue|offline/i.test(msg)) return "not connected";
-  if (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|EPIPE/.test(msg)) return "connection failed";
-  if (/Failed to refresh slots cache|None of startup nodes|Too many Cluster redirections/i.test(msg)) return "cluster unavailable";
-  if (/sentinel/i.test(msg)) return "sentinel unavailable";
-  return err.name === "ReplyError" ? "error reply" : err.name;
 }
 
 function isWrongType(err: unknown): boolean {

@@ -29,14 +29,6 @@ function pathOf(url: string | undefined): string {
   return q === -1 ? url : url.slice(0, q);
 }
 
-/** `BANGUI_TRUST_PROXY` as Express takes it: true/false, a hop count, or addresses/subnets. */
-export function parseTrustProxy(value: string): boolean | number | string {
-  if (value === "true") return true;
-  if (value === "false") return false;
-  if (/^\d+$/.test(value)) return Number(value);
-  return value;
-}
-
 /**
  * The Express 5 app of the login service (no listen: cluster/worker.ts does that, tests use supertest).
  * Access logs carry method, path (no query string), status and timing: never headers, bodies, cookies.
@@ -46,7 +38,7 @@ export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
-  if (config.trustProxy !== undefined) app.set("trust proxy", parseTrustProxy(config.trustProxy));
+  if (config.trustProxy !== undefined) app.set("trust proxy", config.trustProxy);
 
   app.use(helmet());
   const httpLogger = deps.logger.child({ component: "http" });

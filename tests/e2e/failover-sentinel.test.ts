@@ -11,6 +11,7 @@ import { reportTiming } from "../helpers/scale-out";
 import {
   eventually,
   http,
+  PATIENCE_MS,
   login,
   removeTempDir,
   startService,
@@ -19,7 +20,7 @@ import {
   type ServiceHandle,
 } from "../helpers/service";
 
-jest.setTimeout(60_000);
+jest.setTimeout(300_000);
 
 let topo: SentinelTopology;
 let service: ServiceHandle | undefined;
@@ -68,7 +69,8 @@ test("a Sentinel failover: 503 while there is no master, 200 again by itself, lo
   for (const t of live) expect((await check(t)).status).toBe(200);
   // The logins are on the replica too (logins do not wait; this test is about logouts).
   const master = await topo.currentMaster();
-  expect(Number(await command(master.port, ["WAIT", "1", "2000"]))).toBe(1);
+  // WAIT 1 0: until the replica has them, however long that takes on a loaded machine.
+  expect(Number(await command(master.port, ["WAIT", "1", "0"]))).toBe(1);
 
   const killedAt = Date.now();
   await topo.killMaster();
@@ -79,7 +81,8 @@ test("a Sentinel failover: 503 while there is no master, 200 again by itself, lo
 
   const seen: Array<{ ms: number; live: number; loggedOut: number }> = [];
   let firstOkMs = -1;
-  while (Date.now() - killedAt < 20_000) {
+  // Until the first 200: only a hang of the failover reaches PATIENCE_MS.
+  while (Date.now() - killedAt < PATIENCE_MS) {
     const [l, d] = await Promise.all([check(a3!), check(a1!)]);
     seen.push({ ms: Date.now() - killedAt, live: l.status, loggedOut: d.status });
     if (l.status === 200) {
@@ -98,9 +101,9 @@ test("a Sentinel failover: 503 while there is no master, 200 again by itself, lo
   expect(await topo.currentMaster()).not.toBe(master);
 
   // Every worker follows the promotion by itself; then every answer is as before the kill.
-  expect(await eventually(async () => (await http(service!.url, "GET", "/readyz")).status === 200, 10_000)).toBe(true);
+  expect(await eventually(async () => (await http(service!.url, "GET", "/readyz")).status === 200)).toBe(true);
   for (const t of live) {
-    expect(await eventually(async () => (await check(t)).status === 200, 10_000)).toBe(true);
+    expect(await eventually(async () => (await check(t)).status === 200)).toBe(true);
   }
   for (let round = 0; round < 3; round++) {
     for (const t of loggedOut) expect((await check(t)).status).toBe(401);

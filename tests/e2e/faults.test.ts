@@ -22,7 +22,7 @@ import {
   type ServiceHandle,
 } from "../helpers/service";
 
-jest.setTimeout(30_000);
+jest.setTimeout(300_000);
 
 const COMMAND_TIMEOUT_MS = 300;
 /** Longest acceptable time for a 503: the command timeout plus a margin for two loopback hops. */

@@ -22,7 +22,7 @@ import {
   type ServiceHandle,
 } from "../helpers/service";
 
-jest.setTimeout(60_000);
+jest.setTimeout(300_000);
 
 let dir: string;
 const started: ServiceHandle[] = [];

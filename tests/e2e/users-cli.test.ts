@@ -19,7 +19,7 @@ import {
   type ServiceHandle,
 } from "../helpers/service";
 
-jest.setTimeout(60_000);
+jest.setTimeout(300_000);
 
 const PREFIX = "e2e-cli:";
 let redis: RedisServerHandle;

@@ -13,6 +13,12 @@ import { join, resolve } from "node:path";
 import { hashPassword } from "../../src/auth/passwords";
 
 export const ROOT = resolve(__dirname, "..", "..");
+/**
+ * How long a helper waits for something that will happen (a start, a log line, a condition polled): only a
+ * hang should ever reach it. Generous on purpose: the suite may run on a loaded machine, and a wait that
+ * stands for "surely done by now" makes a slow machine look like a bug.
+ */
+export const PATIENCE_MS = 120_000;
 export const MAIN_JS = join(ROOT, "dist", "src", "main.js");
 export const USERS_CLI_JS = join(ROOT, "dist", "src", "auth", "users-cli.js");
 
@@ -73,7 +79,7 @@ export type LogLine = Record<string, unknown> & { msg?: string; pid?: number; co
 export interface StartServiceOptions {
   /** BANGUI_* variables (BANGUI_PORT defaults to 0, BANGUI_HOST to 127.0.0.1). */
   env?: Record<string, string | undefined>;
-  /** How long to wait for the "listening" line and /healthz. @default 20_000 */
+  /** How long to wait for the "listening" line and /healthz. @default PATIENCE_MS */
   startTimeoutMs?: number;
 }
 
@@ -120,7 +126,7 @@ export function runNode(
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
     child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 20_000);
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? PATIENCE_MS);
     child.on("error", reject);
     child.on("exit", (code, signal) => {
       clearTimeout(timer);
@@ -184,7 +190,7 @@ export async function startService(options: StartServiceOptions = {}): Promise<S
   );
   const describe = () => `service pid ${child.pid}\n--- stdout ---\n${stdout.slice(-3000)}\n--- stderr ---\n${stderr.slice(-3000)}`;
 
-  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 10_000) => {
+  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = PATIENCE_MS) => {
     const past = lines.find(pred);
     if (past) return Promise.resolve(past);
     return new Promise<LogLine>((res, rej) => {
@@ -215,7 +221,7 @@ export async function startService(options: StartServiceOptions = {}): Promise<S
     await exited;
   };
 
-  const startTimeoutMs = options.startTimeoutMs ?? 20_000;
+  const startTimeoutMs = options.startTimeoutMs ?? PATIENCE_MS;
   let listening: LogLine;
   try {
     listening = await Promise.race([
@@ -255,7 +261,7 @@ export async function startService(options: StartServiceOptions = {}): Promise<S
     },
     exited,
     terminate,
-    async stop(timeoutMs = 10_000) {
+    async stop(timeoutMs = PATIENCE_MS) {
       terminate();
       let timer: NodeJS.Timeout | undefined;
       const status = await Promise.race([
@@ -291,7 +297,7 @@ export interface HttpOptions {
   cookie?: string;
   /** @default false: a fresh connection per request (Connection: close), so every worker gets some */
   agent?: Agent | false;
-  /** @default 10_000 */
+  /** @default PATIENCE_MS */
   timeoutMs?: number;
 }
 
@@ -326,15 +332,24 @@ export function http(baseUrl: string, method: string, path: string, options: Htt
         res.on("error", reject);
       },
     );
-    req.setTimeout(options.timeoutMs ?? 10_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
+    req.setTimeout(options.timeoutMs ?? PATIENCE_MS, () => req.destroy(new Error(`${method} ${path} timed out`)));
     req.on("error", reject);
     req.end(payload);
   });
 }
 
-/** Logs in and returns the token from the Set-Cookie header (throws unless 200). */
+/**
+ * Logs in and returns the token from the Set-Cookie header (throws unless 200). For a login that is meant to
+ * succeed: a 503 (the backend slower than the command timeout on a loaded machine, or still reconnecting after
+ * a restart) is asked again until another answer comes, within PATIENCE_MS.
+ */
 export async function login(baseUrl: string, username: string, password: string): Promise<string> {
-  const res = await http(baseUrl, "POST", "/api/auth/login", { body: { username, password } });
+  const giveUpAt = Date.now() + PATIENCE_MS;
+  let res = await http(baseUrl, "POST", "/api/auth/login", { body: { username, password } });
+  while (res.status === 503 && Date.now() < giveUpAt) {
+    await new Promise((r) => setTimeout(r, 50));
+    res = await http(baseUrl, "POST", "/api/auth/login", { body: { username, password } });
+  }
   if (res.status !== 200) throw new Error(`login of ${username} answered ${res.status}: ${res.text}`);
   const token = sessionCookie(res)?.value;
   if (token === undefined) throw new Error("login answered 200 without a bangui_session cookie");
@@ -356,7 +371,7 @@ export function sessionCookie(res: HttpAnswer): { value: string; attributes: Map
 }
 
 /** Polls `check` every `intervalMs` until it returns true; false after `timeoutMs`. */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 5_000, intervalMs = 100): Promise<boolean> {
+export async function eventually(check: () => Promise<boolean>, timeoutMs = PATIENCE_MS, intervalMs = 100): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return true;

@@ -408,11 +408,11 @@ describe.each<BackendKind>(["memory", "redis"])("HTTP API on the %s backend", (k
 
     test("X-Forwarded-For is ignored unless trustProxy is set", async () => {
       expect(await ipOfSession(await harness())).not.toBe("203.0.113.7");
-      expect(await ipOfSession(await harness({ config: { trustProxy: "loopback" } }))).toBe("203.0.113.7");
+      expect(await ipOfSession(await harness({ config: { trustProxy: ["loopback"] } }))).toBe("203.0.113.7");
     });
 
     test("the throttle counts per IP: another client IP is not throttled (behind a trusted proxy)", async () => {
-      const h = await harness({ config: { trustProxy: "loopback", loginMaxFailures: 1 } });
+      const h = await harness({ config: { trustProxy: ["loopback"], loginMaxFailures: 1 } });
       const from = (ip: string, password: string) =>
         request(h.app).post("/api/auth/login").set("X-Forwarded-For", ip).send({ username: "alice", password });
       expect((await from("198.51.100.1", "wrong-password")).status).toBe(401);

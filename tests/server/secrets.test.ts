@@ -13,7 +13,7 @@ import { createKeySpace } from "../../src/cache";
 import { startRedisServer, type RedisServerHandle } from "../helpers/redis-server";
 import { makeHarness, PASSWORDS, tokenFrom, type Harness } from "./harness";
 
-jest.setTimeout(60_000);
+jest.setTimeout(300_000);
 
 interface Seen {
   status: number;

@@ -1,3 +1,4 @@
+import express from "express";
 import { loadConfig } from "../../src/config";
 import { ConfigError } from "../../src/errors";
 
@@ -61,6 +62,22 @@ describe("loadConfig valid values", () => {
     expect((loadConfig({ [name]: value }) as unknown as Record<string, unknown>)[field]).toEqual(expected);
   });
 
+  it.each([
+    ["true", true],
+    ["FALSE", false],
+    ["0", 0],
+    ["2", 2],
+    ["loopback", ["loopback"]],
+    [" loopback , 10.0.0.0/8,::1 ", ["loopback", "10.0.0.0/8", "::1"]],
+    ["uniquelocal,linklocal", ["uniquelocal", "linklocal"]],
+    ["10.0.0.1/255.255.255.0", ["10.0.0.1/255.255.255.0"]],
+    ["fd00::/8", ["fd00::/8"]],
+  ])("BANGUI_TRUST_PROXY=%j gives %j, which Express accepts", (value, expected) => {
+    const { trustProxy } = loadConfig({ BANGUI_TRUST_PROXY: value });
+    expect(trustProxy).toEqual(expected);
+    expect(() => express().set("trust proxy", trustProxy)).not.toThrow();
+  });
+
   it("BANGUI_WORKERS > 1 is accepted with a Redis URL", () => {
     expect(loadConfig({ BANGUI_WORKERS: "4", BANGUI_REDIS_URL: "redis://127.0.0.1:6390" }).workers).toBe(4);
   });
@@ -103,6 +120,21 @@ describe("loadConfig rejects bad values, naming the variable", () => {
     ["BANGUI_REDIS_URL", "redis://host/notadb"],
     ["BANGUI_REDIS_URL", "redis+sentinel://h1:26379"],
     ["BANGUI_REDIS_URL", "redis+cluster://h1:7000/1"],
+    // Each of these makes Express's `app.set("trust proxy", ...)` throw (or, "yes", trust nothing by accident).
+    ["BANGUI_TRUST_PROXY", "loopbak"],
+    ["BANGUI_TRUST_PROXY", "localhost"],
+    ["BANGUI_TRUST_PROXY", "yes"],
+    ["BANGUI_TRUST_PROXY", "*"],
+    ["BANGUI_TRUST_PROXY", "-1"],
+    ["BANGUI_TRUST_PROXY", "1001"],
+    ["BANGUI_TRUST_PROXY", "1.5"],
+    ["BANGUI_TRUST_PROXY", "10.0.0.256"],
+    ["BANGUI_TRUST_PROXY", "10.0.0.0/33"],
+    ["BANGUI_TRUST_PROXY", "10.0.0.1/255.0.255.0"],
+    ["BANGUI_TRUST_PROXY", "fe80::/129"],
+    ["BANGUI_TRUST_PROXY", "loopback,"],
+    ["BANGUI_TRUST_PROXY", "loopback;10.0.0.0/8"],
+    ["BANGUI_TRUST_PROXY", "loopback, 10.0.0.0/8, nginx"],
   ])("%s=%j", (name, value) => {
     const err = configError({ [name]: value });
     expect(err.message).toContain(name);

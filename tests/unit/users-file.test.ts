@@ -125,3 +125,52 @@ test("usernames are 1-64 characters of A-Z a-z 0-9 . _ @ -", async () => {
   expect(store.list()).toEqual(["constructor"]);
   expect(store.get("constructor")!.username).toBe("constructor");
 });
+
+test("a running store whose file stops parsing keeps its users and logs the failure without the file's content", async () => {
+  const { Writable } = await import("node:stream");
+  const { createLogger } = await import("../../src/logger");
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(chunk.toString());
+      cb();
+    },
+  });
+  const path = join(dir, "users.json");
+  const writer = await openStore(path);
+  await writer.setPassword("erin", "password-1");
+  const store = await UserStore.open(path, { watch: false, logger: createLogger("debug", sink) });
+  stores.push(store);
+  writeFileSync(path, `{"version":1,"users":{"erin":{"passwordHash":'SECRET-hash',"credentialId":"c"}}}`);
+  await expect(store.reload()).rejects.toThrow(/is not valid JSON$/);
+  expect(store.list()).toEqual(["erin"]);
+  expect(lines.join("")).toContain("users file could not be reloaded");
+  expect(lines.join("")).not.toContain("SECRET");
+});
+
+describe("the users file lock", () => {
+  const { spawnSync } = require("node:child_process") as typeof import("node:child_process");
+  const { hostname } = require("node:os") as typeof import("node:os");
+
+  test("a lock left by a process that died is broken, and the change goes through", async () => {
+    const path = join(dir, "users.json");
+    const dead = spawnSync(process.execPath, ["-e", ""]).pid!;
+    writeFileSync(`${path}.lock`, JSON.stringify({ pid: dead, host: hostname(), nonce: "n" }));
+    const store = await openStore(path);
+    await store.setPassword("frank", "password-1");
+    expect(store.list()).toEqual(["frank"]);
+    expect(readdirSync(dir)).toEqual(["users.json"]);
+  });
+
+  test("a lock held by a live process is waited for, then refused naming the lock file; nothing is written", async () => {
+    const { withFileLock } = await import("../../src/auth/file-lock");
+    const path = join(dir, "users.json");
+    writeFileSync(`${path}.lock`, JSON.stringify({ pid: process.ppid, host: hostname(), nonce: "n" }));
+    let ran = false;
+    const attempt = withFileLock(path, async () => {
+      ran = true;
+    }, { acquireTimeoutMs: 50 });
+    await expect(attempt).rejects.toThrow(`${path}.lock`);
+    expect(ran).toBe(false);
+  });
+});
