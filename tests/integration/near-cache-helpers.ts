@@ -72,3 +72,22 @@ export async function commandCalls(redis: Redis, command: string): Promise<numbe
   const m = new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info);
   return m ? Number(m[1]) : 0;
 }
+
+/** Near-cache hits counted so far in this process (every NearCache of the process counts into it). */
+export async function nearHits(): Promise<number> {
+  const { metrics } = await import("../../src/metrics");
+  return (await metrics.nearCacheHits.get()).values[0]?.value ?? 0;
+}
+
+/**
+ * Runs `reads` (reads through one near-cache only) and asserts that each of its `count` reads was a local
+ * hit: the hit counter grew by `count`, and Redis received no GET meanwhile (`admin` asks INFO).
+ */
+export async function expectLocalHits<R>(admin: Redis, count: number, reads: () => Promise<R>): Promise<R> {
+  const hitsBefore = await nearHits();
+  const getsBefore = await commandCalls(admin, "get");
+  const result = await reads();
+  expect((await nearHits()) - hitsBefore).toBe(count);
+  expect((await commandCalls(admin, "get")) - getsBefore).toBe(0);
+  return result;
+}
