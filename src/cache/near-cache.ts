@@ -26,7 +26,7 @@ export interface NearCacheOptions {
   maxEntries?: number;
   /** @default "strict" (see NearFreshness and docs/SECURITY.md) */
   freshness?: NearFreshness;
-  /** @default "bcast" */
+  /** @default "default" */
   trackingMode?: TrackingMode;
   /** How often the subscriber is pinged, to notice a silently dead connection. @default DEFAULT_PING_INTERVAL_MS */
   pingIntervalMs?: number;

@@ -90,7 +90,7 @@ export interface NearCacheCoreOptions<T> {
   maxEntries?: number;
   /** @default "strict" */
   freshness?: NearFreshness;
-  /** @default "bcast" */
+  /** @default "default" (only keys this process read are announced to it: measured in bench/near.js) */
   trackingMode?: TrackingMode;
   /** How often the subscriber is pinged (liveness, and freshness in "bounded"). @default DEFAULT_PING_INTERVAL_MS */
   pingIntervalMs?: number;
@@ -157,7 +157,7 @@ export class NearCacheCore<T> {
       data: o.client as Redis,
       createSubscriber: () => o.createSubscriber(),
       prefix: this.prefix,
-      mode: o.trackingMode ?? "bcast",
+      mode: o.trackingMode ?? "default",
       pingIntervalMs,
       maxSilenceMs: o.maxSilenceMs ?? 3 * pingIntervalMs,
       ownsSubscriber: o.ownsSubscriber ?? true,

@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import Redis from "ioredis";
-import { NearCache, RedisSessionCache, type Session } from "../../src/cache";
+import { NearCache, RedisSessionCache, type NearFreshness, type Session, type TrackingMode } from "../../src/cache";
 import { createLogger, type Logger } from "../../src/logger";
 
 export function newId(): string {
@@ -30,7 +30,7 @@ export function captureLogger(): { logger: Logger; lines: Array<Record<string, u
 export function makeNear(
   url: string,
   prefix: string,
-  opts: { name?: string; enabled?: boolean; logger?: Logger; maxAgeMs?: number; subscriberUrl?: string; pingIntervalMs?: number; maxSilenceMs?: number; subscriberCommandTimeoutMs?: number } = {},
+  opts: { name?: string; enabled?: boolean; logger?: Logger; maxAgeMs?: number; subscriberUrl?: string; pingIntervalMs?: number; maxSilenceMs?: number; subscriberCommandTimeoutMs?: number; freshness?: NearFreshness; trackingMode?: TrackingMode } = {},
 ): NearCache & { subscribersCreated: number } {
   let created = 0;
   const near = new NearCache({
@@ -50,6 +50,8 @@ export function makeNear(
     ...(opts.maxAgeMs !== undefined ? { maxAgeMs: opts.maxAgeMs } : {}),
     pingIntervalMs: opts.pingIntervalMs ?? 200,
     ...(opts.maxSilenceMs !== undefined ? { maxSilenceMs: opts.maxSilenceMs } : {}),
+    ...(opts.freshness !== undefined ? { freshness: opts.freshness } : {}),
+    ...(opts.trackingMode !== undefined ? { trackingMode: opts.trackingMode } : {}),
   });
   return Object.defineProperty(near, "subscribersCreated", { get: () => created }) as NearCache & { subscribersCreated: number };
 }
