@@ -133,6 +133,7 @@ export function createSessionBackend(config: Config, deps: { logger: Logger }): 
       createSubscriber: () => createRedisClient(target, config, { protocol: 2, logger }) as Redis,
       maxAgeMs: config.nearCacheMaxAgeMs,
       maxEntries: config.nearCacheMaxEntries,
+      freshness: config.nearCacheFreshness,
       // A local hit is trusted only while Redis answered within one command timeout, the same bound an
       // uncached read has: a frozen Redis turns cached sessions into 503s as fast as uncached ones.
       pingIntervalMs: Math.max(50, Math.min(DEFAULT_PING_INTERVAL_MS, Math.floor(config.redisCommandTimeoutMs / 3))),
