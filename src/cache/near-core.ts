@@ -33,9 +33,10 @@
  * Values returned are deeply frozen and shared between callers: copy before changing one
  * (`structuredClone(value)`), e.g. before handing it to express-session, which assigns `sess.cookie`.
  */
-import { Cluster, type Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { LRUCache } from "lru-cache";
 import { silentLogger, type Logger } from "../logger";
+import { ClusterChannels, SingleChannel, type ChannelRouter } from "./channel-router";
 import { TrackingChannel, type TrackingMode } from "./tracking-channel";
 
 export type { TrackingMode } from "./tracking-channel";
@@ -113,8 +114,8 @@ export interface NearCacheCoreOptions<T> {
 interface Entry<T> {
   readonly value: T;
   readonly expiresAt: number;
+  /** The channel of the server the value was read from: served only while that server owns the key. */
   readonly channel: TrackingChannel;
-  readonly epoch: number;
 }
 
 /** A read through to Redis; `dirty` once an invalidation of its id (or a reset) came in meanwhile. */
@@ -133,7 +134,7 @@ export class NearCacheCore<T> {
   private readonly logger: Logger;
   private readonly entries: LRUCache<string, Entry<T>> | undefined;
   private readonly pending = new Map<string, PendingRead<T>>();
-  private readonly channel: TrackingChannel | undefined;
+  private readonly router: ChannelRouter | undefined;
   /** Bumped by every reset: a read that started before it never stores its reply. */
   private generation = 0;
   private closed = false;
@@ -147,41 +148,49 @@ export class NearCacheCore<T> {
     this.freeze = o.freeze ?? true;
     this.logger = o.logger ?? silentLogger();
     if (o.enabled === false) return;
-    if (o.client instanceof Cluster || (o.client as { isCluster?: boolean }).isCluster === true) {
-      this.logger.warn({ reason: "Redis Cluster" }, "near-cache off: every read goes to Redis");
-      return;
-    }
     this.entries = new LRUCache<string, Entry<T>>({ max: o.maxEntries ?? 100_000 });
     const pingIntervalMs = o.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
-    this.channel = new TrackingChannel({
-      data: o.client as Redis,
-      createSubscriber: () => o.createSubscriber(),
-      prefix: this.prefix,
-      mode: o.trackingMode ?? "default",
-      pingIntervalMs,
-      maxSilenceMs: o.maxSilenceMs ?? 3 * pingIntervalMs,
-      ownsSubscriber: o.ownsSubscriber ?? true,
-      logger: this.logger,
-      onInvalidate: (keys) => this.onInvalidate(keys),
-      onReset: () => this.reset(),
-      onUp: (ms) => o.counters?.bypassed?.(ms / 1000),
-      onRefused: (reason) => this.logger.warn({ reason }, "near-cache off: every read goes to Redis"),
-    });
+    let refused = false;
+    const open = (data: Redis, node?: { host: string; port: number }) =>
+      new TrackingChannel({
+        data,
+        createSubscriber: () => o.createSubscriber(node),
+        prefix: this.prefix,
+        mode: o.trackingMode ?? "default",
+        pingIntervalMs,
+        maxSilenceMs: o.maxSilenceMs ?? 3 * pingIntervalMs,
+        ownsSubscriber: o.ownsSubscriber ?? true,
+        logger: this.logger,
+        onInvalidate: (keys) => this.onInvalidate(keys),
+        onReset: () => this.reset(),
+        onUp: (ms) => o.counters?.bypassed?.(ms / 1000),
+        onRefused: (reason) => {
+          if (refused) return;
+          refused = true;
+          this.logger.warn({ reason }, "near-cache off: every read goes to Redis");
+        },
+      });
+    const client = o.client;
+    this.router = isCluster(client)
+      ? new ClusterChannels(client, open, () => this.reset())
+      : new SingleChannel(open(client));
   }
 
   /** True while tracking is established (local entries may be served). */
   get tracking(): boolean {
-    return this.channel?.up === true;
+    return this.router?.up === true;
   }
 
   /** The value under `keyPrefix + id`: a local hit when one may be served, else a read through Redis. */
   async get(id: string): Promise<T | null> {
-    const ch = this.channel;
-    if (ch === undefined || !ch.serving) return this.loadFrozen(id);
+    const router = this.router;
+    if (router === undefined || !router.serving) return this.loadFrozen(id);
+    const ch = router.channelFor(this.prefix + id);
+    if (ch === undefined) return this.loadFrozen(id);
     if (this.entries!.has(id) || this.pending.has(id)) {
-      if (this.strict && !(await ch.barrier())) return this.loadFrozen(id);
+      if (this.strict && !(await router.barrier())) return this.loadFrozen(id);
       const entry = this.entries!.get(id);
-      if (entry !== undefined && entry.channel === ch && entry.epoch === ch.epoch && ch.up) {
+      if (entry !== undefined && entry.channel === router.channelFor(this.prefix + id) && router.up) {
         if (entry.expiresAt > Date.now()) {
           this.o.counters?.hit?.();
           return entry.value;
@@ -241,7 +250,7 @@ export class NearCacheCore<T> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.channel?.close();
+    this.router?.close();
     this.reset();
   }
 
@@ -249,7 +258,7 @@ export class NearCacheCore<T> {
     // Marked pending BEFORE the GET is sent: with REDIRECT the invalidation travels on the subscriber
     // connection and may arrive before the reply it concerns.
     const read: PendingRead<T> = { dirty: false, promise: Promise.resolve(null) };
-    read.promise = this.fill(id, read, ch, ch.epoch, this.generation);
+    read.promise = this.fill(id, read, ch, this.generation);
     this.pending.set(id, read);
     const done = () => {
       if (this.pending.get(id) === read) this.pending.delete(id);
@@ -258,16 +267,19 @@ export class NearCacheCore<T> {
     return read.promise;
   }
 
-  private async fill(id: string, read: PendingRead<T>, ch: TrackingChannel, epoch: number, generation: number): Promise<T | null> {
+  private async fill(id: string, read: PendingRead<T>, ch: TrackingChannel, generation: number): Promise<T | null> {
     const pttl = this.o.client.pttl(this.prefix + id).catch(() => -2);
     const value = await this.loadFrozen(id);
     const ttlMs = await pttl;
-    if (value === null || read.dirty || generation !== this.generation || epoch !== ch.epoch || !ch.up || this.closed) {
+    // Every reset (any channel down or up, a topology change, a flush) bumps the generation; a key whose
+    // owner changed meanwhile (slot moved) is not stored either.
+    const router = this.router!;
+    if (value === null || read.dirty || generation !== this.generation || !router.up || router.channelFor(this.prefix + id) !== ch) {
       return value;
     }
     const ownMs = this.o.lifeMsOf?.(value) ?? Infinity;
     const lifeMs = Math.min(ttlMs === -1 ? this.maxAgeMs : ttlMs, this.maxAgeMs, ownMs);
-    if (lifeMs >= 1) this.entries!.set(id, { value, expiresAt: Date.now() + lifeMs, channel: ch, epoch });
+    if (lifeMs >= 1 && !this.closed) this.entries!.set(id, { value, expiresAt: Date.now() + lifeMs, channel: ch });
     return value;
   }
 
@@ -291,6 +303,11 @@ export class NearCacheCore<T> {
     }
     for (const key of keys) this.evict(key.slice(this.prefix.length));
   }
+}
+
+/** `client.isCluster`, not `instanceof`: a caller's own copy of ioredis must work too. */
+function isCluster(client: Redis | Cluster): client is Cluster {
+  return (client as { isCluster?: boolean }).isCluster === true;
 }
 
 /** Freezes a JSON-like value and everything it holds. */
