@@ -18,7 +18,9 @@ const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
 const { performance } = require("node:perf_hooks");
+const { spawnSync } = require("node:child_process");
 const Redis = require("ioredis").default;
+const { Cluster } = require("ioredis");
 const { NearCache, RedisSessionCache } = require("../dist/src/cache");
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
@@ -225,6 +227,57 @@ async function underLoad(url, trackingMode, freshness) {
   };
 }
 
+/** Three masters, no replicas: `redis-cli --cluster create`, ready when every node says cluster_state:ok. */
+async function startCluster() {
+  const nodes = [];
+  for (let i = 0; i < 3; i++) nodes.push(await startRedis(["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${i}.conf`]));
+  const create = spawnSync("redis-cli", ["--cluster", "create", ...nodes.map((n) => `127.0.0.1:${n.port}`), "--cluster-replicas", "0", "--cluster-yes"], { encoding: "utf8" });
+  if (create.status !== 0) throw new Error(`bench:near: cluster create failed: ${create.stderr}`);
+  for (const n of nodes) {
+    const c = new Redis({ port: n.port, host: "127.0.0.1" });
+    for (let i = 0; i < 100 && !/cluster_state:ok/.test(await c.cluster("INFO")); i++) await sleep(100);
+    c.disconnect();
+  }
+  return nodes;
+}
+
+function makeClusterCache(nodes, prefix, near) {
+  const data = new Cluster(nodes.map((n) => ({ host: "127.0.0.1", port: n.port })), { redisOptions: { commandTimeout: 2000 } });
+  clients.push(data);
+  const remote = new RedisSessionCache({ client: data, keyPrefix: prefix });
+  if (!near) return remote;
+  return new NearCache({
+    remote,
+    pingIntervalMs: 200,
+    maxSilenceMs: 1000,
+    createSubscriber: (node) => {
+      const sub = new Redis({ host: node.host, port: node.port, protocol: 2, maxRetriesPerRequest: 1, commandTimeout: 1000 });
+      clients.push(sub);
+      return sub;
+    },
+  });
+}
+
+async function clusterThroughput() {
+  const nodes = await startCluster();
+  const variants = [
+    { label: "Cluster, near-cache off", near: false },
+    { label: 'Cluster, near-cache on ("strict", tracking per master)', near: true },
+  ];
+  for (const [i, v] of variants.entries()) {
+    v.cache = makeClusterCache(nodes, `bc${i}:`, v.near);
+    for (let t = 0; t < 500 && v.near && !v.cache.tracking; t++) await sleep(10);
+    if (v.near && !v.cache.tracking) throw new Error("bench:near: tracking not established on the cluster");
+    v.ids = Array.from({ length: SESSIONS }, newId);
+    for (const id of v.ids) await v.cache.set(id, session("bench"), 3600);
+    for (const id of v.ids) await v.cache.get(id);
+    v.runs = [];
+  }
+  for (let r = 0; r < ROUNDS; r++) for (const v of variants) v.runs.push(await readLoad(v.cache, v.ids));
+  for (const v of variants) await v.cache.close();
+  return variants.map((v) => ({ label: v.label, ...v.runs.find((x) => x.opsPerS === median(v.runs.map((y) => y.opsPerS))) }));
+}
+
 async function main() {
   const redis = await startRedis();
   const load = os.loadavg().map((x) => x.toFixed(2)).join(" ");
@@ -237,6 +290,11 @@ async function main() {
   const strict = rows[2].opsPerS;
   const bounded = rows[1].opsPerS;
   console.log(`\nstrict / bounded = ${(strict / bounded).toFixed(2)}, strict / off = ${(strict / off).toFixed(2)}\n`);
+
+  const crows = await clusterThroughput();
+  console.log("| Cluster (3 masters) | reads/s | x off | p50 ms | p99 ms |\n|---|---|---|---|---|");
+  for (const r of crows) console.log(`| ${r.label} | ${Math.round(r.opsPerS)} | ${(r.opsPerS / crows[0].opsPerS).toFixed(2)} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} |`);
+  console.log("");
 
   console.log(`under invalidation load (2 instances x 8 loops of login + touch), ${RACE_ROUNDS} logout races, checker reads 10 of its 200 sessions per round\n`);
   console.log("| mode | writes/s (others) | keys/s to the checker's subscriber | bytes/s | messages/s | stale accepts |\n|---|---|---|---|---|---|");
