@@ -86,6 +86,11 @@ export class NearCache implements SessionCache {
     });
   }
 
+  /** Local hits, reads through and invalidation messages of this instance. */
+  get stats(): { readonly hits: number; readonly misses: number; readonly invalidations: number } {
+    return this.core.stats;
+  }
+
   /** True while local entries are served (tracking established). For tests and /metrics. */
   get tracking(): boolean {
     return this.core.tracking;

@@ -135,6 +135,8 @@ export class NearCacheCore<T> {
   private readonly entries: LRUCache<string, Entry<T>> | undefined;
   private readonly pending = new Map<string, PendingRead<T>>();
   private readonly router: ChannelRouter | undefined;
+  /** What this instance counted (whatever metrics it was given): local hits, reads through, invalidation messages. */
+  readonly stats = { hits: 0, misses: 0, invalidations: 0 };
   /** Bumped by every reset: a read that started before it never stores its reply. */
   private generation = 0;
   private closed = false;
@@ -192,17 +194,20 @@ export class NearCacheCore<T> {
       const entry = this.entries!.get(id);
       if (entry !== undefined && entry.channel === router.channelFor(this.prefix + id) && router.up) {
         if (entry.expiresAt > Date.now()) {
+          this.stats.hits++;
           this.o.counters?.hit?.();
           return entry.value;
         }
         this.entries!.delete(id);
       }
+      this.stats.misses++;
       this.o.counters?.miss?.();
       // Join a read in flight only when no invalidation of the id came in since it started (after the
       // barrier in "strict": none of a write that completed before this request).
       const inflight = this.pending.get(id);
       if (inflight !== undefined && !inflight.dirty) return inflight.promise;
     } else {
+      this.stats.misses++;
       this.o.counters?.miss?.();
     }
     return this.readThrough(id, ch);
@@ -295,6 +300,7 @@ export class NearCacheCore<T> {
   }
 
   private onInvalidate(keys: string[] | null): void {
+    this.stats.invalidations++;
     this.o.counters?.invalidation?.();
     if (keys === null) {
       // The whole db was flushed.

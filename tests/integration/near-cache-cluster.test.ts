@@ -35,9 +35,9 @@ afterAll(async () => {
 /** Reads `id` through b until a read is a local hit. */
 async function cacheInB(id: string, timeoutMs = 10_000): Promise<void> {
   await until(async () => {
-    const hits = await nearHits();
+    const hits = await nearHits(nearB);
     const value = await b.cache.get(id).catch(() => null);
-    return value !== null && (await nearHits()) === hits + 1;
+    return value !== null && (await nearHits(nearB)) === hits + 1;
   }, "a local hit on b", timeoutMs);
 }
 
@@ -53,9 +53,9 @@ function logoutRace(): { peek(): Promise<number>; stop(): Promise<{ rounds: numb
       try {
         await a.cache.set(id, newSession(`u${rounds}`), 600);
         for (let i = 0; i < 3; i++) {
-          const before = await nearHits();
+          const before = await nearHits(nearB);
           await b.cache.get(id);
-          if ((await nearHits()) > before) hits++;
+          if ((await nearHits(nearB)) > before) hits++;
         }
         await a.cache.invalidate(id);
       } catch {
@@ -106,7 +106,7 @@ test("a slot resharded (SETSLOT + MIGRATE) while logouts and checks run: 0 stale
   for (const id of kept) await cacheInB(id);
 
   const race = logoutRace();
-  await until(async () => (await nearHits()) > 0, "the race to run");
+  await until(async () => (await nearHits(nearB)) > 0, "the race to run");
   await command(target.port, ["CLUSTER", "SETSLOT", String(slot), "IMPORTING", source.id]);
   await command(source.port, ["CLUSTER", "SETSLOT", String(slot), "MIGRATING", target.id]);
   for (;;) {

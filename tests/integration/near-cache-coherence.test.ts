@@ -1,5 +1,4 @@
 import Redis from "ioredis";
-import { metrics } from "../../src/metrics";
 import type { NearCache } from "../../src/cache";
 import { startRedisServer, type RedisServerHandle } from "../helpers/redis-server";
 import { commandCalls, expectLocalHits, makeNear, newId, session, uniquePrefix, until } from "./near-cache-helpers";
@@ -28,8 +27,8 @@ afterEach(async () => {
   await b.close();
 });
 
-async function hits(): Promise<number> {
-  return (await metrics.nearCacheHits.get()).values[0]?.value ?? 0;
+async function hits(near: NearCache): Promise<number> {
+  return near.stats.hits;
 }
 
 /**
@@ -37,10 +36,10 @@ async function hits(): Promise<number> {
  * not (the first, or one whose fill an invalidation of the key's own SET voided) fills the cache.
  */
 async function cachedIn(near: NearCache, id: string): Promise<boolean> {
-  const before = await hits();
+  const before = await hits(near);
   const gets = await commandCalls(admin, "get");
   const value = await near.get(id);
-  if ((await hits()) === before) return false;
+  if ((await hits(near)) === before) return false;
   expect(value).not.toBeNull();
   expect(await commandCalls(admin, "get")).toBe(gets);
   return true;
@@ -57,7 +56,7 @@ describe("near-cache coherence between two instances on one Redis", () => {
     // The SET's own invalidation reaches b's subscriber on another connection and may land after b's first
     // read has filled the local layer (evicting it: safe, but a miss next time): read until one is a hit.
     await until(() => cachedIn(b, id), "b to cache the session");
-    const value = await expectLocalHits(admin, 1, () => b.get(id));
+    const value = await expectLocalHits(admin, b, 1, () => b.get(id));
     expect(value).toMatchObject({ username: "alice" });
   });
 
@@ -65,8 +64,8 @@ describe("near-cache coherence between two instances on one Redis", () => {
     const id = newId();
     await a.set(id, session("alice"), 60);
     await until(() => cachedIn(b, id), "b to cache the session");
-    const first = await expectLocalHits(admin, 1, () => b.get(id));
-    const second = await expectLocalHits(admin, 1, () => b.get(id));
+    const first = await expectLocalHits(admin, b, 1, () => b.get(id));
+    const second = await expectLocalHits(admin, b, 1, () => b.get(id));
     expect(second).toBe(first);
     expect(Object.isFrozen(first)).toBe(true);
     expect(() => {
@@ -80,7 +79,7 @@ describe("near-cache coherence between two instances on one Redis", () => {
     await Promise.all(ids.map((id, i) => a.set(id, session(`user${i}`), 60)));
     // Cached once the key's own SET invalidation is behind us (it may evict a first fill).
     for (const id of ids) await until(() => cachedIn(b, id), "b to cache the session");
-    await expectLocalHits(admin, ids.length, async () => {
+    await expectLocalHits(admin, b, ids.length, async () => {
       for (const id of ids) expect(await b.get(id)).not.toBeNull(); // now local hits
     });
     let stale = 0;
@@ -146,10 +145,10 @@ describe("near-cache coherence between two instances on one Redis", () => {
     const inFlight = b.get(id);
     // The GET reaches Redis and is answered (the reply held in b's paused socket).
     await until(async () => (await commandCalls(admin, "get")) > gets, "b's GET to run");
-    const invalidations = (await metrics.nearCacheInvalidations.get()).values[0]?.value ?? 0;
+    const invalidations = b.stats.invalidations;
     await a.invalidate(id);
     await until(
-      async () => ((await metrics.nearCacheInvalidations.get()).values[0]?.value ?? 0) >= invalidations + 1,
+      async () => b.stats.invalidations >= invalidations + 1,
       "b's subscriber to receive the invalidation",
     );
     stream.resume();

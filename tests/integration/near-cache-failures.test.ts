@@ -26,10 +26,10 @@ describe("near-cache when its subscriber connection is killed", () => {
   /** Reads `id` through b until one read is a local hit (no GET reaches Redis). */
   async function cacheInB(id: string): Promise<void> {
     await until(async () => {
-      const hits = await nearHits();
+      const hits = await nearHits(b);
       const gets = await commandCalls(admin, "get");
       expect(await b.get(id)).not.toBeNull();
-      return (await nearHits()) === hits + 1 && (await commandCalls(admin, "get")) === gets;
+      return (await nearHits(b)) === hits + 1 && (await commandCalls(admin, "get")) === gets;
     }, "b to serve the session from its local layer");
   }
 
@@ -55,7 +55,7 @@ describe("near-cache when its subscriber connection is killed", () => {
     const other = newId();
     await a.set(other, session("alice", { ip: "10.0.0.9" }), 60);
     await cacheInB(other); // cached again: hits are back after the reconnect
-    expect(await expectLocalHits(admin, 1, () => b.get(other))).toMatchObject({ ip: "10.0.0.9" });
+    expect(await expectLocalHits(admin, b, 1, () => b.get(other))).toMatchObject({ ip: "10.0.0.9" });
     await a.invalidate(other); // seen through the new subscriber connection
     expect(await b.get(other)).toBeNull();
   });
@@ -115,9 +115,9 @@ describe("near-cache on a frozen Redis (SIGSTOP: sockets open, no answers)", () 
       const id = newId();
       await near.set(id, session("erin"), 60);
       await until(async () => {
-        const hits = await nearHits();
+        const hits = await nearHits(near);
         expect(await near.get(id)).not.toBeNull();
-        return (await nearHits()) === hits + 1; // a local hit now
+        return (await nearHits(near)) === hits + 1; // a local hit now
       }, "a local hit");
       server.pause();
       const pausedAt = Date.now();
@@ -156,10 +156,10 @@ describe("near-cache on a server that refuses CLIENT TRACKING", () => {
       expect(a.tracking).toBe(false);
       const id = newId();
       await a.set(id, session("dave"), 60);
-      const hits = await nearHits();
+      const hits = await nearHits(b);
       expect(await b.get(id)).toMatchObject({ username: "dave" });
       expect(await b.get(id)).toMatchObject({ username: "dave" });
-      expect(await nearHits()).toBe(hits); // both read through
+      expect(await nearHits(b)).toBe(hits); // both read through
       await a.invalidate(id);
       expect(await b.get(id)).toBeNull();
       await new Promise((r) => setTimeout(r, 300));
@@ -232,10 +232,10 @@ describe("near-cache whose subscriber reaches another server than its data conne
       expect(b.tracking).toBe(false);
       const id = newId();
       await a.set(id, session("frank"), 60);
-      const hits = await nearHits();
+      const hits = await nearHits(b);
       expect(await b.get(id)).not.toBeNull();
       expect(await b.get(id)).not.toBeNull();
-      expect(await nearHits()).toBe(hits); // both read through
+      expect(await nearHits(b)).toBe(hits); // both read through
       await a.invalidate(id);
       expect(await b.get(id)).toBeNull();
     } finally {

@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import Redis from "ioredis";
-import { NearCache, RedisSessionCache, type NearFreshness, type Session, type TrackingMode } from "../../src/cache";
+import { NearCache, RedisSessionCache, type NearFreshness, type Session, type SessionCache, type TrackingMode } from "../../src/cache";
 import { createLogger, type Logger } from "../../src/logger";
 
 export function newId(): string {
@@ -75,21 +75,20 @@ export async function commandCalls(redis: Redis, command: string): Promise<numbe
   return m ? Number(m[1]) : 0;
 }
 
-/** Near-cache hits counted so far in this process (every NearCache of the process counts into it). */
-export async function nearHits(): Promise<number> {
-  const { metrics } = await import("../../src/metrics");
-  return (await metrics.nearCacheHits.get()).values[0]?.value ?? 0;
+/** Local hits of one near-cache so far (its own count, whatever metrics it was given). */
+export async function nearHits(near: NearCache | SessionCache): Promise<number> {
+  return (near as NearCache).stats.hits;
 }
 
 /**
  * Runs `reads` (reads through one near-cache only) and asserts that each of its `count` reads was a local
  * hit: the hit counter grew by `count`, and Redis received no GET meanwhile (`admin` asks INFO).
  */
-export async function expectLocalHits<R>(admin: Redis, count: number, reads: () => Promise<R>): Promise<R> {
-  const hitsBefore = await nearHits();
+export async function expectLocalHits<R>(admin: Redis, near: NearCache, count: number, reads: () => Promise<R>): Promise<R> {
+  const hitsBefore = await nearHits(near);
   const getsBefore = await commandCalls(admin, "get");
   const result = await reads();
-  expect((await nearHits()) - hitsBefore).toBe(count);
+  expect((await nearHits(near)) - hitsBefore).toBe(count);
   expect((await commandCalls(admin, "get")) - getsBefore).toBe(0);
   return result;
 }

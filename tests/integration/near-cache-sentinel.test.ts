@@ -27,9 +27,9 @@ afterAll(async () => {
 
 /** Reads `id` through b: true when that read was a local hit. */
 async function localHitInB(id: string): Promise<boolean> {
-  const hits = await nearHits();
+  const hits = await nearHits(b.cache);
   expect(await b.cache.get(id)).not.toBeNull();
-  return (await nearHits()) === hits + 1;
+  return (await nearHits(b.cache)) === hits + 1;
 }
 
 test("after the master is killed, tracking comes back on the new master and no logout is missed", async () => {

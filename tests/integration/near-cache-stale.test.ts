@@ -66,9 +66,9 @@ describe.each<TrackingMode>(["default", "bcast"])("near-cache (strict freshness,
         // The checker serves it from its local layer (the SET's own invalidation may void a first fill).
         let cached = false;
         for (let read = 0; read < 100 && !cached; read++) {
-          const hits = await nearHits();
+          const hits = await nearHits(checking);
           expect(await checking.get(id)).not.toBeNull();
-          cached = (await nearHits()) === hits + 1;
+          cached = (await nearHits(checking)) === hits + 1;
         }
         expect(cached).toBe(true);
         await loggingOut.invalidate(id);
