@@ -64,6 +64,7 @@ const schema = z
     BANGUI_NEAR_CACHE: optional(bool),
     BANGUI_NEAR_CACHE_MAX_AGE_MS: optional(int(1, 86_400_000)).default(60_000),
     BANGUI_NEAR_CACHE_MAX_ENTRIES: optional(int(1, 100_000_000)).default(100_000),
+    BANGUI_NEAR_CACHE_FRESHNESS: optional(z.string().trim().toLowerCase().pipe(z.enum(["strict", "bounded"], { message: "must be strict or bounded" }))).default("strict"),
     BANGUI_LOGIN_MAX_FAILURES: optional(int(1, 1_000_000)).default(10),
     BANGUI_LOGIN_WINDOW_SECONDS: optional(int(1, 31_536_000)).default(900),
     BANGUI_REDIS_COMMAND_TIMEOUT_MS: optional(int(10, 60_000)).default(500),
@@ -115,6 +116,8 @@ export interface Config {
   nearCache: boolean;
   nearCacheMaxAgeMs: number;
   nearCacheMaxEntries: number;
+  /** "strict": no stale accept by construction (a subscriber round trip per batch of hits); "bounded": within the command timeout. @default "strict" */
+  nearCacheFreshness: "strict" | "bounded";
   loginMaxFailures: number;
   loginWindowSeconds: number;
   redisCommandTimeoutMs: number;
@@ -154,6 +157,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): R
     nearCache: c.BANGUI_NEAR_CACHE ?? true,
     nearCacheMaxAgeMs: c.BANGUI_NEAR_CACHE_MAX_AGE_MS,
     nearCacheMaxEntries: c.BANGUI_NEAR_CACHE_MAX_ENTRIES,
+    nearCacheFreshness: c.BANGUI_NEAR_CACHE_FRESHNESS,
     loginMaxFailures: c.BANGUI_LOGIN_MAX_FAILURES,
     loginWindowSeconds: c.BANGUI_LOGIN_WINDOW_SECONDS,
     redisCommandTimeoutMs: c.BANGUI_REDIS_COMMAND_TIMEOUT_MS,

@@ -142,15 +142,22 @@ export function createSessionBackend(config: Config, deps: { logger: Logger }): 
   });
   let cache: SessionCache = redisCache;
   // ---- NEAR-CACHE WRAP (speed engineer, src/cache/near-cache.ts) ----
-  if (config.nearCache && client instanceof Cluster) {
-    logger.warn("near-cache off on Redis Cluster: every session read goes to Redis");
-  } else if (config.nearCache) {
+  if (config.nearCache) {
     const target = config.redis;
     cache = new NearCache({
       remote: redisCache,
-      createSubscriber: () => createRedisClient(target, config, { protocol: 2, logger }) as Redis,
+      // On a Cluster: one subscriber per master, on that master (a plain connection, same credentials).
+      createSubscriber: (node) =>
+        createRedisClient(
+          node !== undefined && target.kind === "cluster"
+            ? { kind: "standalone", url: "", tls: false, host: node.host, port: node.port, db: 0, username: target.username, password: target.password }
+            : target,
+          config,
+          { protocol: 2, logger },
+        ) as Redis,
       maxAgeMs: config.nearCacheMaxAgeMs,
       maxEntries: config.nearCacheMaxEntries,
+      freshness: config.nearCacheFreshness,
       // A local hit is trusted only while Redis answered within one command timeout, the same bound an
       // uncached read has: a frozen Redis turns cached sessions into 503s as fast as uncached ones.
       pingIntervalMs: Math.max(50, Math.min(DEFAULT_PING_INTERVAL_MS, Math.floor(config.redisCommandTimeoutMs / 3))),

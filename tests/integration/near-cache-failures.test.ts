@@ -1,7 +1,7 @@
 import Redis from "ioredis";
-import { NoOpSessionCache, type NearCache } from "../../src/cache";
+import type { NearCache } from "../../src/cache";
 import { startRedisServer, type RedisServerHandle } from "../helpers/redis-server";
-import { captureLogger, makeNear, newId, session, uniquePrefix, until } from "./near-cache-helpers";
+import { captureLogger, commandCalls, expectLocalHits, makeNear, nearHits, newId, session, uniquePrefix, until } from "./near-cache-helpers";
 
 describe("near-cache when its subscriber connection is killed", () => {
   let server: RedisServerHandle;
@@ -23,6 +23,16 @@ describe("near-cache when its subscriber connection is killed", () => {
     await server?.stop();
   });
 
+  /** Reads `id` through b until one read is a local hit (no GET reaches Redis). */
+  async function cacheInB(id: string): Promise<void> {
+    await until(async () => {
+      const hits = await nearHits(b);
+      const gets = await commandCalls(admin, "get");
+      expect(await b.get(id)).not.toBeNull();
+      return (await nearHits(b)) === hits + 1 && (await commandCalls(admin, "get")) === gets;
+    }, "b to serve the session from its local layer");
+  }
+
   async function killSubscriberOfB(): Promise<void> {
     const list = (await admin.client("LIST")) as string;
     const line = list.split("\n").find((l) => l.includes(" name=near-b-sub "));
@@ -34,8 +44,7 @@ describe("near-cache when its subscriber connection is killed", () => {
   it("an invalidation made while the subscriber is down is not missed, and tracking comes back", async () => {
     const id = newId();
     await a.set(id, session("alice"), 60);
-    expect(await b.get(id)).not.toBeNull();
-    expect(await b.get(id)).not.toBeNull(); // cached in b
+    await cacheInB(id); // cached in b
 
     await killSubscriberOfB();
     await a.invalidate(id); // its invalidation message to b is lost: b's subscriber is gone
@@ -45,8 +54,8 @@ describe("near-cache when its subscriber connection is killed", () => {
     expect(await b.get(id)).toBeNull();
     const other = newId();
     await a.set(other, session("alice", { ip: "10.0.0.9" }), 60);
-    expect(await b.get(other)).toMatchObject({ ip: "10.0.0.9" });
-    expect(await b.get(other)).toMatchObject({ ip: "10.0.0.9" });
+    await cacheInB(other); // cached again: hits are back after the reconnect
+    expect(await expectLocalHits(admin, b, 1, () => b.get(other))).toMatchObject({ ip: "10.0.0.9" });
     await a.invalidate(other); // seen through the new subscriber connection
     expect(await b.get(other)).toBeNull();
   });
@@ -54,7 +63,7 @@ describe("near-cache when its subscriber connection is killed", () => {
   it("no entry cached before a kill survives it, whatever happens to it meanwhile", async () => {
     const ids = Array.from({ length: 50 }, () => newId());
     for (const id of ids) await a.set(id, session("bob"), 60);
-    for (const id of ids) expect(await b.get(id)).not.toBeNull();
+    for (const id of ids) await cacheInB(id);
     await killSubscriberOfB();
     for (const id of ids) await a.update(id, session("bob", { ip: "10.1.1.1" }), 60);
     await until(() => b.tracking, "b to re-establish tracking");
@@ -64,7 +73,7 @@ describe("near-cache when its subscriber connection is killed", () => {
   it("a reconnect of the data connection empties the local layer and re-establishes tracking", async () => {
     const id = newId();
     await a.set(id, session("carol"), 60);
-    expect(await b.get(id)).not.toBeNull();
+    await cacheInB(id);
     const list = (await admin.client("LIST")) as string;
     // The data connection of b is the one with tracking on that is not a's: kill every tracking client.
     for (const line of list.split("\n")) {
@@ -82,6 +91,7 @@ describe("near-cache when its subscriber connection is killed", () => {
     await until(() => a.tracking && b.tracking, "tracking back on both");
     await a.set(id, session("carol", { ip: "10.2.2.2" }), 60);
     expect(await b.get(id)).toMatchObject({ ip: "10.2.2.2" });
+    await cacheInB(id); // hits are back
     await a.invalidate(id);
     expect(await b.get(id)).toBeNull();
   });
@@ -104,8 +114,11 @@ describe("near-cache on a frozen Redis (SIGSTOP: sockets open, no answers)", () 
       await until(() => near.tracking, "tracking");
       const id = newId();
       await near.set(id, session("erin"), 60);
-      expect(await near.get(id)).not.toBeNull();
-      expect(await near.get(id)).not.toBeNull(); // a local hit now
+      await until(async () => {
+        const hits = await nearHits(near);
+        expect(await near.get(id)).not.toBeNull();
+        return (await nearHits(near)) === hits + 1; // a local hit now
+      }, "a local hit");
       server.pause();
       const pausedAt = Date.now();
       await new Promise((r) => setTimeout(r, 400));
@@ -143,8 +156,10 @@ describe("near-cache on a server that refuses CLIENT TRACKING", () => {
       expect(a.tracking).toBe(false);
       const id = newId();
       await a.set(id, session("dave"), 60);
+      const hits = await nearHits(b);
       expect(await b.get(id)).toMatchObject({ username: "dave" });
       expect(await b.get(id)).toMatchObject({ username: "dave" });
+      expect(await nearHits(b)).toBe(hits); // both read through
       await a.invalidate(id);
       expect(await b.get(id)).toBeNull();
       await new Promise((r) => setTimeout(r, 300));
@@ -167,12 +182,13 @@ describe("near-cache turned off (BANGUI_NEAR_CACHE=off)", () => {
     await server?.stop();
   });
 
-  it("puts the no-op cache in the local position, opens no subscriber and reads through every time", async () => {
+  it("keeps nothing locally, opens no subscriber and reads through every time", async () => {
     const prefix = uniquePrefix();
     const a = makeNear(server.url, prefix);
     const b = makeNear(server.url, prefix, { enabled: false });
     try {
-      expect(b.local).toBeInstanceOf(NoOpSessionCache);
+      expect(b.enabled).toBe(false);
+      expect(b.tracking).toBe(false);
       expect(b.subscribersCreated).toBe(0);
       const id = newId();
       await a.set(id, session("erin"), 60);
@@ -216,8 +232,10 @@ describe("near-cache whose subscriber reaches another server than its data conne
       expect(b.tracking).toBe(false);
       const id = newId();
       await a.set(id, session("frank"), 60);
+      const hits = await nearHits(b);
       expect(await b.get(id)).not.toBeNull();
       expect(await b.get(id)).not.toBeNull();
+      expect(await nearHits(b)).toBe(hits); // both read through
       await a.invalidate(id);
       expect(await b.get(id)).toBeNull();
     } finally {

@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import Redis from "ioredis";
-import { NearCache, RedisSessionCache, type Session } from "../../src/cache";
+import { NearCache, RedisSessionCache, type NearFreshness, type Session, type SessionCache, type TrackingMode } from "../../src/cache";
 import { createLogger, type Logger } from "../../src/logger";
 
 export function newId(): string {
@@ -30,7 +30,7 @@ export function captureLogger(): { logger: Logger; lines: Array<Record<string, u
 export function makeNear(
   url: string,
   prefix: string,
-  opts: { name?: string; enabled?: boolean; logger?: Logger; maxAgeMs?: number; subscriberUrl?: string; pingIntervalMs?: number; maxSilenceMs?: number; subscriberCommandTimeoutMs?: number } = {},
+  opts: { name?: string; enabled?: boolean; logger?: Logger; maxAgeMs?: number; subscriberUrl?: string; pingIntervalMs?: number; maxSilenceMs?: number; subscriberCommandTimeoutMs?: number; freshness?: NearFreshness; trackingMode?: TrackingMode } = {},
 ): NearCache & { subscribersCreated: number } {
   let created = 0;
   const near = new NearCache({
@@ -50,6 +50,8 @@ export function makeNear(
     ...(opts.maxAgeMs !== undefined ? { maxAgeMs: opts.maxAgeMs } : {}),
     pingIntervalMs: opts.pingIntervalMs ?? 200,
     ...(opts.maxSilenceMs !== undefined ? { maxSilenceMs: opts.maxSilenceMs } : {}),
+    ...(opts.freshness !== undefined ? { freshness: opts.freshness } : {}),
+    ...(opts.trackingMode !== undefined ? { trackingMode: opts.trackingMode } : {}),
   });
   return Object.defineProperty(near, "subscribersCreated", { get: () => created }) as NearCache & { subscribersCreated: number };
 }
@@ -71,4 +73,22 @@ export async function commandCalls(redis: Redis, command: string): Promise<numbe
   const info = await redis.info("commandstats");
   const m = new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info);
   return m ? Number(m[1]) : 0;
+}
+
+/** Local hits of one near-cache so far (its own count, whatever metrics it was given). */
+export async function nearHits(near: NearCache | SessionCache): Promise<number> {
+  return (near as NearCache).stats.hits;
+}
+
+/**
+ * Runs `reads` (reads through one near-cache only) and asserts that each of its `count` reads was a local
+ * hit: the hit counter grew by `count`, and Redis received no GET meanwhile (`admin` asks INFO).
+ */
+export async function expectLocalHits<R>(admin: Redis, near: NearCache, count: number, reads: () => Promise<R>): Promise<R> {
+  const hitsBefore = await nearHits(near);
+  const getsBefore = await commandCalls(admin, "get");
+  const result = await reads();
+  expect((await nearHits(near)) - hitsBefore).toBe(count);
+  expect((await commandCalls(admin, "get")) - getsBefore).toBe(0);
+  return result;
 }
