@@ -7,3 +7,6 @@ export * from "./noop";
 export * from "./redis";
 export * from "./factory";
 export * from "./near-cache";
+export * from "./ipc";
+export * from "./ipc-server";
+export * from "./sessions-file";

@@ -154,6 +154,7 @@ export class IpcSessionServer {
           // A new id is in no near-cache (only stored sessions are cached): no fan-out for a login.
           const existed = store.remainingTtlMs(id) > 0;
           await store.set(id, session, ttl);
+          this.changes++;
           if (existed) invalidation = { ids: [id] };
           response = { type: CACHE_RESPONSE, id: request.id, value: null };
           break;
@@ -200,7 +201,7 @@ export class IpcSessionServer {
       response = { type: CACHE_RESPONSE, id: request.id, error: err instanceof Error ? err.message.slice(0, 300) : "failed" };
     }
     if (invalidation !== undefined) {
-      this.changes++;
+      if (request.op !== "set") this.changes++;
       // Not awaited: the next request runs meanwhile; only this writer's answer waits for the acks.
       void this.fanout(peer.id, invalidation).then(() => this.reply(peer, response));
     } else {

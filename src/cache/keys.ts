@@ -14,6 +14,8 @@ export interface KeySpace {
   readonly sessionPrefix: string;
   /** Prefix of the login-throttling counters (rate-limiter-flexible `keyPrefix`). */
   readonly throttlePrefix: string;
+  /** Prefix of the per-IP login counters (`BANGUI_LOGIN_MAX_PER_IP`). */
+  readonly throttleIpPrefix: string;
 }
 
 /** SHA-256, hex. */
@@ -28,6 +30,7 @@ export function createKeySpace(prefix: string): KeySpace {
     prefix,
     sessionPrefix,
     throttlePrefix: `${prefix}login-fail`,
+    throttleIpPrefix: `${prefix}login-ip`,
     session: (id) => sessionPrefix + id,
     userIndex: (username) => `${prefix}u:${sha256Hex(username)}`,
   };
@@ -36,4 +39,9 @@ export function createKeySpace(prefix: string): KeySpace {
 /** Throttle key of one username+IP, hashed so a password typed into the username field never lands in Redis. */
 export function throttleKey(username: string, ip: string): string {
   return sha256Hex(`${username}\u0000${ip}`);
+}
+
+/** Per-IP throttle key, hashed like the others. */
+export function throttleIpKey(ip: string): string {
+  return sha256Hex(`ip\u0000${ip}`);
 }
