@@ -47,7 +47,8 @@ beforeAll(async () => {
   dir = tempDir("race");
   const usersFile = join(dir, "users.json");
   await writeUsersFile(usersFile, { racer: "racer-password-1", idler: "idler-password-1" });
-  const base = { BANGUI_REDIS_URL: redis.url, BANGUI_USERS_FILE: usersFile, BANGUI_KEY_PREFIX: PREFIX };
+  // Hundreds of logins from one address: above the default per-IP login limit.
+  const base = { BANGUI_REDIS_URL: redis.url, BANGUI_USERS_FILE: usersFile, BANGUI_KEY_PREFIX: PREFIX, BANGUI_LOGIN_MAX_PER_IP: "100000" };
   const idle = { ...base, BANGUI_SESSION_IDLE_SECONDS: "2", BANGUI_SESSION_TTL_SECONDS: "60" };
   [A, C, I1, I2] = await startServices([
     { env: { ...base, BANGUI_WORKERS: "1" } },
