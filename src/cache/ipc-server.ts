@@ -105,6 +105,8 @@ export class IpcSessionServer {
   handle(peer: IpcPeer, message: unknown): boolean {
     if (isCacheRequest(message)) {
       const request = message;
+      // A worker that asks may cache what it gets: it hears of every write from now on (hello or not).
+      if (!this.peers.has(peer.id)) this.peers.set(peer.id, peer);
       this.tail = this.tail
         .then(() => this.run(peer, request))
         .catch((err: unknown) => this.logger.error({ err }, "ipc cache request failed"));
