@@ -79,7 +79,7 @@ async function stop(child) {
   clearTimeout(t);
 }
 
-async function waitFor(fn, what, ms = 30_000) {
+async function waitFor(fn, what, ms = 90_000) {
   const end = Date.now() + ms;
   for (;;) {
     try {

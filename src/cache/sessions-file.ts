@@ -20,6 +20,8 @@ const FileSchema = z.object({
   format: z.literal(FORMAT),
   version: z.literal(VERSION),
   savedAt: z.number().int().nonnegative(),
+  /** True only when written by a graceful stop: a periodic save may predate logouts a crash then lost. */
+  clean: z.boolean(),
   sessions: z.array(
     z.object({
       id: z.string().regex(/^[0-9a-f]{64}$/),
@@ -44,16 +46,22 @@ export interface SessionsFileOptions {
 }
 
 /**
- * Reads the file into `store` (a missing file is an empty start). @returns how many sessions were loaded
- * and how many were dropped as expired.
+ * Reads the file into `store` (a missing file is an empty start). A file not written by a graceful stop
+ * (the service crashed after a periodic save) is not loaded: it may hold sessions whose logout came
+ * after that save, and no logged-out token may come back. @returns how many sessions were loaded, how
+ * many were dropped as expired, and how many were discarded because the last stop was not clean.
  * @throws ConfigError naming BANGUI_SESSIONS_FILE when the file cannot be read or is not a sessions file
  */
-export async function loadSessionsFile(path: string, store: InMemorySessionCache, now = Date.now()): Promise<{ loaded: number; expired: number }> {
+export async function loadSessionsFile(
+  path: string,
+  store: InMemorySessionCache,
+  now = Date.now(),
+): Promise<{ loaded: number; expired: number; discarded: number }> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { loaded: 0, expired: 0 };
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { loaded: 0, expired: 0, discarded: 0 };
     throw new ConfigError(`BANGUI_SESSIONS_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
   }
   let json: unknown;
@@ -71,6 +79,7 @@ export async function loadSessionsFile(path: string, store: InMemorySessionCache
       `BANGUI_SESSIONS_FILE: ${path} is not a sessions file of this service (format ${FORMAT} version ${VERSION}); move it away (the service then starts with no sessions) or point BANGUI_SESSIONS_FILE elsewhere`,
     );
   }
+  if (!parsed.data.clean) return { loaded: 0, expired: 0, discarded: parsed.data.sessions.length };
   let loaded = 0;
   let expired = 0;
   for (const entry of parsed.data.sessions) {
@@ -82,13 +91,13 @@ export async function loadSessionsFile(path: string, store: InMemorySessionCache
     await store.set(entry.id, entry.session, ttlMs / 1000);
     loaded++;
   }
-  return { loaded, expired };
+  return { loaded, expired, discarded: 0 };
 }
 
-/** Writes every live session of `store` to `path` atomically, mode 0600. */
-export async function saveSessionsFile(path: string, store: InMemorySessionCache, now = Date.now()): Promise<number> {
+/** Writes every live session of `store` to `path` atomically, mode 0600; `clean` only from a graceful stop. */
+export async function saveSessionsFile(path: string, store: InMemorySessionCache, clean: boolean, now = Date.now()): Promise<number> {
   const sessions = store.snapshot().map((e) => ({ id: e.id, ttlEndsAt: now + Math.floor(e.ttlMs), session: e.session }));
-  const body = JSON.stringify({ format: FORMAT, version: VERSION, savedAt: now, sessions });
+  const body = JSON.stringify({ format: FORMAT, version: VERSION, savedAt: now, clean, sessions });
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   const handle = await open(tmp, "wx", 0o600);
@@ -122,25 +131,18 @@ export class SessionsFile {
     this.savedChanges = options.changes();
   }
 
-  /** Starts the periodic save. */
-  start(): this {
-    this.timer = setInterval(() => void this.saveIfChanged(), this.options.intervalMs ?? 5_000);
-    this.timer.unref();
-    return this;
-  }
-
   /** Saves now when something changed since the last save. */
   saveIfChanged(): Promise<void> {
     if (this.options.changes() === this.savedChanges) return this.saving;
-    return this.save();
+    return this.save(false);
   }
 
-  /** Saves now (one save at a time). */
-  save(): Promise<void> {
+  /** Saves now (one save at a time); `clean` marks the final save of a graceful stop. */
+  save(clean: boolean): Promise<void> {
     this.saving = this.saving.then(async () => {
       const changes = this.options.changes();
       try {
-        const count = await saveSessionsFile(this.options.path, this.options.store);
+        const count = await saveSessionsFile(this.options.path, this.options.store, clean);
         this.savedChanges = changes;
         this.logger.debug({ path: this.options.path, sessions: count }, "sessions file saved");
       } catch (err) {
@@ -150,11 +152,22 @@ export class SessionsFile {
     return this.saving;
   }
 
-  /** Stops the timer and saves a last time. */
+  /**
+   * Marks the file unclean at once (the service now runs: a crash from here on may lose logouts) and
+   * starts the periodic save.
+   */
+  async start(): Promise<this> {
+    await this.save(false);
+    this.timer = setInterval(() => void this.saveIfChanged(), this.options.intervalMs ?? 5_000);
+    this.timer.unref();
+    return this;
+  }
+
+  /** Stops the timer and saves a last time, clean: nothing can change any more. */
   async close(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
-    await this.save();
+    await this.save(true);
   }
 }
 

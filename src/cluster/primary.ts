@@ -79,9 +79,10 @@ async function startIpcBackend(config: Config, rootLogger: Logger): Promise<{ se
   new RateLimiterClusterMaster();
   let file: SessionsFile | undefined;
   if (config.sessionsFile !== undefined) {
-    const { loaded, expired } = await loadSessionsFile(config.sessionsFile, server.store);
-    logger.info({ path: config.sessionsFile, loaded, expired }, "sessions file loaded");
-    file = new SessionsFile({ path: config.sessionsFile, store: server.store, changes: () => server.changeCount, logger }).start();
+    const { loaded, expired, discarded } = await loadSessionsFile(config.sessionsFile, server.store);
+    if (discarded > 0) logger.warn({ path: config.sessionsFile, discarded }, "the service did not stop cleanly: sessions file not loaded (it may predate logouts)");
+    else logger.info({ path: config.sessionsFile, loaded, expired }, "sessions file loaded");
+    file = await new SessionsFile({ path: config.sessionsFile, store: server.store, changes: () => server.changeCount, logger }).start();
   }
   return { server, file };
 }

@@ -48,9 +48,11 @@ export async function runWorker(config: Config, rootLogger: Logger): Promise<num
     // The memory backend's BANGUI_SESSIONS_FILE lives in its one worker (ipc: in the primary).
     if (backend.cache instanceof ChangeCountingCache && config.sessionsFile !== undefined) {
       const counting = backend.cache;
-      await loadSessionsFile(config.sessionsFile, counting.inner);
       const fileLogger = rootLogger.child({ component: "sessions-file" });
-      sessionsFile = new SessionsFile({ path: config.sessionsFile, store: counting.inner, changes: () => counting.changes, logger: fileLogger }).start();
+      const { loaded, expired, discarded } = await loadSessionsFile(config.sessionsFile, counting.inner);
+      if (discarded > 0) fileLogger.warn({ path: config.sessionsFile, discarded }, "the service did not stop cleanly: sessions file not loaded (it may predate logouts)");
+      else fileLogger.info({ path: config.sessionsFile, loaded, expired }, "sessions file loaded");
+      sessionsFile = await new SessionsFile({ path: config.sessionsFile, store: counting.inner, changes: () => counting.changes, logger: fileLogger }).start();
     }
     users = await UserStore.open(config.usersFile, { logger: rootLogger.child({ component: "users" }) });
     const keys = createKeySpace(config.keyPrefix);

@@ -67,7 +67,7 @@ function counter(text: string, series: string): number {
 beforeAll(async () => {
   dir = tempDir("ipc");
   await writeUsersFile(join(dir, "users.json"), { alice: "alice-password-1", racer: "racer-password-1", carol: "carol-password-1" });
-  S = await startService({ env: envFor() });
+  S = await startService({ env: envFor(), startTimeoutMs: 60_000 });
 });
 
 afterAll(async () => {
@@ -137,7 +137,7 @@ test("removing a user with the users CLI ends that user's sessions on every work
 });
 
 test("the per-IP login limit is shared by the workers: random usernames from one address get 429", async () => {
-  const limited = await startService({ env: envFor({ BANGUI_LOGIN_MAX_PER_IP: "6", BANGUI_LOG_LEVEL: "info" }) });
+  const limited = await startService({ env: envFor({ BANGUI_LOGIN_MAX_PER_IP: "6", BANGUI_LOG_LEVEL: "info" }), startTimeoutMs: 60_000 });
   extra.push(limited);
   const statusesOf = await mapLimit(Array.from({ length: 10 }), 1, async (_x, i) => {
     const res = await http(limited.url, "POST", "/api/auth/login", { body: { username: `nobody-${i}-${Math.random().toString(36).slice(2, 8)}`, password: "x-password-1" } });
@@ -150,7 +150,7 @@ test("the per-IP login limit is shared by the workers: random usernames from one
 test("graceful restart with BANGUI_SESSIONS_FILE keeps every session and every logout; the file is 0600 and holds no token", async () => {
   const file = join(dir, "state", "sessions.json");
   const env = envFor({ BANGUI_SESSIONS_FILE: file, BANGUI_WORKERS: "2", BANGUI_LOG_LEVEL: "info" });
-  const first = await startService({ env });
+  const first = await startService({ env, startTimeoutMs: 60_000 });
   extra.push(first);
   const tokens = await mapLimit(Array.from({ length: 6 }), 3, () => login(first.url, "alice", "alice-password-1"));
   const [gone, ...kept] = tokens as [string, ...string[]];
@@ -162,7 +162,7 @@ test("graceful restart with BANGUI_SESSIONS_FILE keeps every session and every l
   for (const t of tokens) expect(text).not.toContain(t);
   expect(text).not.toContain("alice-password-1");
 
-  const second = await startService({ env });
+  const second = await startService({ env, startTimeoutMs: 60_000 });
   extra.push(second);
   for (const t of kept) expect(await statuses(second, t, 2)).toEqual([200, 200]);
   expect(await statuses(second, gone, 2)).toEqual([401, 401]);
