@@ -78,6 +78,7 @@ afterAll(async () => {
 test("BANGUI_WORKERS=4 without Redis starts on the ipc backend and a login is valid on every worker", async () => {
   expect(S.workerPids()).toHaveLength(4);
   expect(S.logs().find((l) => l.msg === "starting")?.backend).toBe("ipc");
+  expect((await http(S.url, "GET", "/readyz")).status).toBe(200); // a round trip to the primary
   const token = await login(S.url, "alice", "alice-password-1");
   expect(await statuses(S, token, 8)).toEqual(Array(8).fill(200));
   expect(await eventually(async () => pidsServing(S, "/api/auth/session").size === 4, 5000)).toBe(true);
