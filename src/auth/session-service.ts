@@ -109,20 +109,26 @@ export class SessionService {
     const id = sessionIdFromToken(token);
     const ttl = this.idleSeconds !== undefined ? Math.min(this.idleSeconds, this.ttlSeconds) : this.ttlSeconds;
     await this.cache.set(id, session, ttl);
-    if (this.maxSessionsPerUser !== undefined) await this.enforceMaxSessions(username, id);
+    if (this.maxSessionsPerUser !== undefined) await this.enforceMaxSessions(username);
     this.logger.info({ user: username }, "login");
     return { token, id, session };
   }
 
-  private async enforceMaxSessions(username: string, newId: string): Promise<void> {
+  /**
+   * Keeps the user's newest `maxSessionsPerUser` sessions and ends the others, the new one included
+   * when it is not among them. "Newest" is a total order every login computes the same way (createdAt,
+   * then id): concurrent logins agree on which sessions stay, so K logins at once leave exactly N live
+   * sessions, never fewer (the last login to list sees every session and keeps the same N the others
+   * kept). The new session was written before listing, so every login sees its own.
+   */
+  private async enforceMaxSessions(username: string): Promise<void> {
     const limit = this.maxSessionsPerUser!;
     const sessions = await this.cache.listUserSessions(username);
     if (sessions.length <= limit) return;
-    const others = sessions
-      .filter((s) => s.id !== newId)
-      .sort((a, b) => a.session.createdAt - b.session.createdAt || a.session.lastSeenAt - b.session.lastSeenAt);
-    const excess = sessions.length - limit;
-    for (const old of others.slice(0, excess)) await this.cache.invalidate(old.id);
+    const newestFirst = [...sessions].sort(
+      (a, b) => b.session.createdAt - a.session.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0),
+    );
+    await Promise.all(newestFirst.slice(limit).map((old) => this.cache.invalidate(old.id)));
   }
 
   /**

@@ -29,11 +29,13 @@ export function backoff(attempt: number): number {
  * request, command and connect timeouts from the config, capped reconnection backoff.
  * @param options.lazyConnect @default false
  * @param options.protocol RESP version. @default 2 (ioredis default)
+ * @param options.reportsUp this is the data connection: `bangui_session_backend_up` follows it (not the
+ *   near-cache subscriber's nor the WAIT connection's state). @default false
  */
 export function createRedisClient(
   target: RedisTarget,
   config: Config,
-  options: { lazyConnect?: boolean; protocol?: 2 | 3; logger?: Logger } = {},
+  options: { lazyConnect?: boolean; protocol?: 2 | 3; logger?: Logger; reportsUp?: boolean } = {},
 ): Redis | Cluster {
   const common: RedisOptions = {
     commandTimeout: config.redisCommandTimeoutMs,
@@ -98,9 +100,11 @@ export function createRedisClient(
     // ioredis messages carry host:port at most, never credentials (they are not in the URL we log).
     log?.warn({ err: { name: err.name, message: err.message } }, "redis connection error");
   });
-  client.on("ready", () => metrics.backendUp.set(1));
-  client.on("end", () => metrics.backendUp.set(0));
-  client.on("close", () => metrics.backendUp.set(0));
+  if (options.reportsUp === true) {
+    client.on("ready", () => metrics.backendUp.set(1));
+    client.on("end", () => metrics.backendUp.set(0));
+    client.on("close", () => metrics.backendUp.set(0));
+  }
   return client;
 }
 
@@ -129,9 +133,20 @@ export function createSessionBackend(config: Config, deps: { logger: Logger }): 
     return { cache, redis: undefined, close: () => cache.close() };
   }
   const logger = deps.logger.child({ component: "session-cache" });
-  const client = createRedisClient(config.redis, config, { logger });
+  const client = createRedisClient(config.redis, config, { logger, reportsUp: true });
+  // WAIT blocks its connection: removals and their WAIT get one of their own, whose command timeout
+  // leaves room for the whole WAIT timeout (so BANGUI_REDIS_WAIT_TIMEOUT_MS may exceed the command timeout).
+  const waitClient =
+    config.redisWaitReplicas === 0
+      ? undefined
+      : createRedisClient(
+          config.redis,
+          { ...config, redisCommandTimeoutMs: config.redisCommandTimeoutMs + config.redisWaitTimeoutMs },
+          { logger },
+        );
   const redisCache = new RedisSessionCache({
     client,
+    ...(waitClient !== undefined ? { waitClient } : {}),
     keyPrefix: config.keyPrefix,
     logger,
     waitReplicas: config.redisWaitReplicas,

@@ -16,6 +16,22 @@ export interface KeySpace {
   readonly throttlePrefix: string;
   /** Prefix of the per-IP login counters (`BANGUI_LOGIN_MAX_PER_IP`). */
   readonly throttleIpPrefix: string;
+  /** SCAN MATCH pattern of every key under the prefix (a superset: filter with `isOwnKey`). */
+  readonly scanPattern: string;
+  /**
+   * True for exactly the key shapes above (64 hex digits after the shape's prefix), so that `clear()`
+   * never touches another tenant whose prefix merely starts with ours (`bangui:x...`, `bangui:s:...`).
+   */
+  isOwnKey(key: string): boolean;
+}
+
+/** Escapes Redis glob metacharacters so a prefix matches only itself. */
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** SHA-256, hex. */
@@ -26,13 +42,21 @@ export function sha256Hex(text: string): string {
 /** Builds the key space of one prefix (`BANGUI_KEY_PREFIX`). */
 export function createKeySpace(prefix: string): KeySpace {
   const sessionPrefix = `${prefix}s:`;
+  const userPrefix = `${prefix}u:`;
+  const throttlePrefix = `${prefix}login-fail`;
+  const throttleIpPrefix = `${prefix}login-ip`;
+  // rate-limiter-flexible writes `<keyPrefix>:<key>`; the key is a throttleKey (SHA-256 hex).
+  const shapes = [sessionPrefix, userPrefix, `${throttlePrefix}:`, `${throttleIpPrefix}:`].map(escapeRegExp).join("|");
+  const own = new RegExp(`^(?:${shapes})[0-9a-f]{64}$`);
   return {
     prefix,
     sessionPrefix,
-    throttlePrefix: `${prefix}login-fail`,
-    throttleIpPrefix: `${prefix}login-ip`,
+    throttlePrefix,
+    throttleIpPrefix,
+    scanPattern: `${escapeGlob(prefix)}*`,
+    isOwnKey: (key) => own.test(key),
     session: (id) => sessionPrefix + id,
-    userIndex: (username) => `${prefix}u:${sha256Hex(username)}`,
+    userIndex: (username) => userPrefix + sha256Hex(username),
   };
 }
 

@@ -111,13 +111,16 @@ export class InMemorySessionCache implements SessionCache {
     const ids = this.users.get(key);
     if (ids === undefined) return 0;
     let removed = 0;
+    // Same semantics as Redis: remove the ids read, never the index as a whole (dispose unindexes each).
     for (const id of [...ids]) {
       const entry = this.sessions.peek(id);
       if (entry !== undefined && entry.username === username) {
         if (this.sessions.delete(id)) removed++;
+      } else {
+        ids.delete(id);
       }
     }
-    this.users.delete(key);
+    if (ids.size === 0) this.users.delete(key);
     return removed;
   }
 

@@ -1,3 +1,4 @@
+import calculateSlot from "cluster-key-slot";
 import { Cluster, type Redis } from "ioredis";
 import { SessionBackendUnavailableError } from "../errors";
 import { silentLogger, type Logger } from "../logger";
@@ -17,7 +18,15 @@ export interface RedisSessionCacheOptions {
   waitReplicas?: "auto" | number;
   /** No acknowledgement within it -> SessionBackendUnavailableError. @default 500 */
   waitTimeoutMs?: number;
-  /** close() quits the client. @default true */
+  /**
+   * A connection of its own for the removals that WAIT for replicas, and for their WAIT (WAIT counts the
+   * writes of its own connection, and Redis runs nothing else from a connection while its WAIT blocks:
+   * on the data connection every GET, SET and throttle call of the worker would queue behind it). Its
+   * command timeout must exceed `waitTimeoutMs`. The factory builds it when WAIT is on.
+   * @default the data client (only sensible with waitReplicas 0)
+   */
+  waitClient?: Redis | Cluster;
+  /** close() quits the client (and the waitClient). @default true */
   ownsClient?: boolean;
 }
 
@@ -32,6 +41,8 @@ const REPLICA_MEMORY_MS = 30_000;
 export class RedisSessionCache implements SessionCache {
   readonly name = "redis";
   readonly client: Redis | Cluster;
+  /** Where removals and their WAIT go (see `waitClient`); the data client when none was given. */
+  private readonly writer: Redis | Cluster;
   readonly keys: KeySpace;
   private readonly logger: Logger;
   private readonly waitReplicas: "auto" | number;
@@ -44,13 +55,14 @@ export class RedisSessionCache implements SessionCache {
 
   constructor(o: RedisSessionCacheOptions) {
     this.client = o.client;
+    this.writer = o.waitClient ?? o.client;
     this.keys = createKeySpace(o.keyPrefix ?? "bangui:");
     this.logger = o.logger ?? silentLogger();
     this.waitReplicas = o.waitReplicas ?? 0;
     this.waitTimeoutMs = o.waitTimeoutMs ?? 500;
     this.ownsClient = o.ownsClient ?? true;
     // Knows the replicas before the first logout (a Cluster's node connections are watched when first used).
-    if (this.waitReplicas === "auto" && !(this.client instanceof Cluster)) this.watchReplicas(this.client);
+    if (this.waitReplicas === "auto" && !(this.writer instanceof Cluster)) this.watchReplicas(this.writer);
   }
 
   async get(id: string): Promise<Session | null> {
@@ -63,9 +75,11 @@ export class RedisSessionCache implements SessionCache {
     await this.op("set", async () => {
       const key = this.keys.session(id);
       const index = this.keys.userIndex(valid.username);
-      // Separate keys (different slots on a cluster): sent back to back, pipelined by ioredis.
+      // SET first, SADD only once it is acknowledged: on a cluster the key and the index live on
+      // different masters, and an id in the index whose SET is not visible yet would be pruned as stale
+      // by a concurrent listUserSessions, leaving a live session no logout-all can find.
+      await this.client.set(key, JSON.stringify(valid), "PX", ms);
       await Promise.all([
-        this.client.set(key, JSON.stringify(valid), "PX", ms),
         this.client.sadd(index, id),
         // The index must outlive its longest session: set a TTL when none, then only ever extend it.
         this.client.call("PEXPIRE", index, String(ms), "NX"),
@@ -94,8 +108,16 @@ export class RedisSessionCache implements SessionCache {
   async invalidate(id: string): Promise<void> {
     await this.op("invalidate", async () => {
       const key = this.keys.session(id);
-      await this.client.unlink(key);
-      await this.waitForReplicas(key);
+      // GETDEL returns what it removed: the username names the index to take the id out of, with no
+      // extra read (and no window in which a read could see the key gone but the id still listed).
+      const username = usernameIn(await this.getdel(key));
+      const written = [key];
+      if (username !== undefined) {
+        const index = this.keys.userIndex(username);
+        await this.writer.srem(index, id);
+        written.push(index);
+      }
+      await this.waitForReplicasOf(written);
     });
   }
 
@@ -120,47 +142,28 @@ export class RedisSessionCache implements SessionCache {
     return this.op("invalidate_user", async () => {
       const index = this.keys.userIndex(username);
       const ids = await this.client.smembers(index);
-      const removed = await Promise.all(ids.map((id) => this.client.unlink(this.keys.session(id))));
-      await this.client.unlink(index);
-      // WAIT on every node written to: on a cluster the session keys live on other masters than the index.
-      const nodesWritten = new Set<string>();
-      for (const id of ids) {
-        const key = this.keys.session(id);
-        const node = this.nodeKeyFor(key);
-        if (!nodesWritten.has(node)) {
-          nodesWritten.add(node);
-          await this.waitForReplicas(key);
-        }
-      }
-      if (!nodesWritten.has(this.nodeKeyFor(index))) await this.waitForReplicas(index);
+      if (ids.length === 0) return 0;
+      const removed = await Promise.all(ids.map((id) => this.writer.unlink(this.keys.session(id))));
+      // Only the ids read: a login whose SADD lands after the SMEMBERS keeps its session, and that
+      // session stays in the index (listed, revocable, ended by the next logout-all). UNLINKing the
+      // whole index here would orphan it.
+      await this.writer.srem(index, ...ids);
+      await this.waitForReplicasOf([...ids.map((id) => this.keys.session(id)), index]);
       return removed.reduce((n, r) => n + r, 0);
     });
   }
 
   async clear(): Promise<void> {
     await this.op("clear", async () => {
-      const pattern = `${escapeGlob(this.keys.prefix)}*`;
       for (const node of this.masters()) {
         let cursor = "0";
         do {
-          const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT);
+          const [next, found] = await node.scan(cursor, "MATCH", this.keys.scanPattern, "COUNT", SCAN_COUNT);
           cursor = next;
+          const keys = found.filter((k) => this.keys.isOwnKey(k));
           // One key per UNLINK on a cluster node would be slow; keys from one node's SCAN may still be in
           // different slots, so group by slot to stay within CROSSSLOT rules.
-          if (keys.length > 0) {
-            if (this.client instanceof Cluster) {
-              const bySlot = new Map<number, string[]>();
-              for (const k of keys) {
-                const s = keySlot(k);
-                const list = bySlot.get(s);
-                if (list) list.push(k);
-                else bySlot.set(s, [k]);
-              }
-              await Promise.all([...bySlot.values()].map((group) => node.unlink(...group)));
-            } else {
-              await node.unlink(...keys);
-            }
-          }
+          if (keys.length > 0) await this.unlinkBatch(node, keys);
         } while (cursor !== "0");
       }
     });
@@ -176,11 +179,16 @@ export class RedisSessionCache implements SessionCache {
     if (this.closed) return;
     this.closed = true;
     if (!this.ownsClient) return;
-    try {
-      await this.client.quit();
-    } catch {
-      this.client.disconnect();
-    }
+    const clients = this.writer === this.client ? [this.client] : [this.client, this.writer];
+    await Promise.all(
+      clients.map(async (c) => {
+        try {
+          await c.quit();
+        } catch {
+          c.disconnect();
+        }
+      }),
+    );
   }
 
   /** GET + parse; corrupt, wrong-typed or expired values are removed and counted. Not wrapped in op(). */
@@ -223,21 +231,58 @@ export class RedisSessionCache implements SessionCache {
     await this.client.unlink(key);
   }
 
+  private async unlinkBatch(node: Redis, keys: string[]): Promise<void> {
+    if (!(this.client instanceof Cluster)) {
+      await node.unlink(...keys);
+      return;
+    }
+    const bySlot = new Map<number, string[]>();
+    for (const k of keys) {
+      const s = keySlot(k);
+      const list = bySlot.get(s);
+      if (list) list.push(k);
+      else bySlot.set(s, [k]);
+    }
+    await Promise.all([...bySlot.values()].map((group) => node.unlink(...group)));
+  }
+
+  /** GETDEL, or UNLINK when the key is not a string (then there is no value to return). */
+  private async getdel(key: string): Promise<string | null> {
+    try {
+      return await this.writer.getdel(key);
+    } catch (err) {
+      if (!isWrongType(err)) throw err;
+      await this.writer.unlink(key);
+      return null;
+    }
+  }
+
+  /** WAIT once on every master that holds one of `keys` (on a cluster, sessions and index are apart). */
+  private async waitForReplicasOf(keys: readonly string[]): Promise<void> {
+    const nodesWaited = new Set<string>();
+    for (const key of keys) {
+      const node = this.nodeKeyFor(key);
+      if (nodesWaited.has(node)) continue;
+      nodesWaited.add(node);
+      await this.waitForReplicas(key);
+    }
+  }
+
   private masters(): Redis[] {
     return this.client instanceof Cluster ? this.client.nodes("master") : [this.client];
   }
 
-  /** "host:port" of the master holding `key` ("" on a standalone/sentinel client). */
+  /** "host:port" of the master the writer sends `key` to ("" on a standalone/sentinel client). */
   private nodeKeyFor(key: string): string {
-    if (!(this.client instanceof Cluster)) return "";
-    return this.client.slots[keySlot(key)]?.[0] ?? "";
+    if (!(this.writer instanceof Cluster)) return "";
+    return this.writer.slots[keySlot(key)]?.[0] ?? "";
   }
 
-  /** The connection that wrote `key`: WAIT counts the acknowledgements of that connection's writes. */
+  /** The writer's connection that wrote `key`: WAIT counts the acknowledgements of that connection's writes. */
   private connectionFor(key: string): Redis {
-    if (!(this.client instanceof Cluster)) return this.client;
+    if (!(this.writer instanceof Cluster)) return this.writer;
     const nodeKey = this.nodeKeyFor(key);
-    const node = this.client.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === nodeKey);
+    const node = this.writer.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === nodeKey);
     if (node === undefined) throw new SessionBackendUnavailableError("the session backend has no master for a key slot");
     return node;
   }
@@ -337,23 +382,19 @@ function ttlMs(ttlSeconds: number): number {
   return Math.max(1, Math.round(ttlSeconds * 1000));
 }
 
-function escapeGlob(text: string): string {
-  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+/** The username of a stored session value, if it has one (the value is not otherwise trusted here). */
+function usernameIn(raw: string | null): string | undefined {
+  if (raw === null) return undefined;
+  try {
+    const value: unknown = JSON.parse(raw);
+    const username = (value as { username?: unknown } | null)?.username;
+    return typeof username === "string" && username !== "" ? username : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
-/** Redis Cluster hash slot of a key (CRC16/XMODEM of the hash tag or key, mod 16384). */
+/** Redis Cluster hash slot of a key (hash tags honoured), as ioredis computes it. */
 export function keySlot(key: string): number {
-  let s = key;
-  const open = key.indexOf("{");
-  if (open >= 0) {
-    const close = key.indexOf("}", open + 1);
-    if (close > open + 1) s = key.slice(open + 1, close);
-  }
-  const bytes = Buffer.from(s, "utf8");
-  let crc = 0;
-  for (const b of bytes) {
-    crc ^= b << 8;
-    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc % 16384;
+  return calculateSlot(key);
 }

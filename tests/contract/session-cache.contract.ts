@@ -155,6 +155,39 @@ export function describeSessionCacheContract(
       expect((await cache.get(o)) !== null).toBe(caps.stores);
     });
 
+    it(t("invalidateUser racing sets: every live session stays listed, and the next invalidateUser ends it"), async () => {
+      // Linearization at the index write: a set whose index write lands before invalidateUser reads the
+      // index is removed by it; one landing after survives, and must then be listed like any other.
+      const u = user();
+      const ids: string[] = [];
+      let writing = true;
+      const writers = Array.from({ length: 4 }, async () => {
+        for (let i = 0; i < 40; i++) {
+          const id = newId();
+          ids.push(id);
+          await cache.set(id, newSession(u), 60);
+        }
+      });
+      const wiper = (async () => {
+        let rounds = 0;
+        while (writing || rounds < 2) {
+          await cache.invalidateUser(u);
+          await cache.listUserSessions(u); // pruning must not drop a live id either
+          rounds++;
+        }
+      })();
+      await Promise.all(writers);
+      writing = false;
+      await wiper;
+
+      const live = [];
+      for (const id of ids) if ((await cache.get(id)) !== null) live.push(id);
+      const listed = new Set((await cache.listUserSessions(u)).map((e) => e.id));
+      expect(live.filter((id) => !listed.has(id))).toEqual([]);
+      expect(await cache.invalidateUser(u)).toBe(live.length);
+      for (const id of ids) expect(await cache.get(id)).toBeNull();
+    });
+
     it(t("invalidateUser of an unknown user returns 0"), async () => {
       expect(await cache.invalidateUser(user())).toBe(0);
     });
@@ -180,19 +213,24 @@ export function describeSessionCacheContract(
 
     it(t("get returns null once the session's expiresAt has passed"), async () => {
       const id = newId();
-      const s = newSession(user(), 600, { expiresAt: Date.now() + 300 });
+      const s = newSession(user(), 600, { expiresAt: Date.now() + 1000 });
       await cache.set(id, s, 60);
-      expect(await cache.get(id)).toEqual(caps.stores ? s : null);
-      await new Promise((r) => setTimeout(r, 400));
+      const got = await cache.get(id);
+      // Only a read that ended before expiresAt must see it (a loaded machine may take longer than that).
+      if (Date.now() < s.expiresAt) expect(got).toEqual(caps.stores ? s : null);
+      await new Promise((r) => setTimeout(r, Math.max(0, s.expiresAt - Date.now()) + 50));
       expect(await cache.get(id)).toBeNull();
     });
 
     it(t("get returns null once the TTL has passed"), async () => {
       const id = newId();
       const s = newSession(user());
-      await cache.set(id, s, 0.3);
-      expect(await cache.get(id)).toEqual(caps.stores ? s : null);
-      await new Promise((r) => setTimeout(r, 450));
+      const setAt = Date.now(); // the TTL starts when the backend runs the write: at or after this
+      await cache.set(id, s, 1);
+      const setDone = Date.now(); // ... and at or before this
+      const got = await cache.get(id);
+      if (Date.now() < setAt + 1000) expect(got).toEqual(caps.stores ? s : null);
+      await new Promise((r) => setTimeout(r, Math.max(0, setDone + 1000 - Date.now()) + 50));
       expect(await cache.get(id)).toBeNull();
     });
 

@@ -18,7 +18,7 @@ describe("RedisSessionCache clear()", () => {
     const cache = new RedisSessionCache({ client: raw, keyPrefix: "big:", ownsClient: false });
     for (let start = 0; start < 20_000; start += 2000) {
       const p = raw.pipeline();
-      for (let i = start; i < start + 2000; i++) p.set(`big:s:${i}`, "{}", "EX", 600);
+      for (let i = start; i < start + 2000; i++) p.set(`big:s:${i.toString(16).padStart(64, "0")}`, "{}", "EX", 600);
       await p.exec();
     }
     await raw.set("other:keep", "1");

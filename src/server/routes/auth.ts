@@ -47,6 +47,16 @@ function loginOutcome(err: unknown): "invalid" | "throttled" | "bad_request" | "
   return "error";
 }
 
+/**
+ * Every token a request presents: the one `extractToken` picks (the bearer first) and the cookie's,
+ * asked of `extractToken` again with the cookie alone, so the cookie rules stay in one place.
+ */
+function presentedTokens(req: Request): string[] {
+  const cookieOnly = { headers: { cookie: req.headers.cookie } } as unknown as Request;
+  const tokens = [extractToken(req), extractToken(cookieOnly)].filter((t): t is string => t !== undefined);
+  return [...new Set(tokens)];
+}
+
 /** The /api/auth routes (thin: parse, call the SessionService, send). */
 export function authRouter(sessions: SessionService, config: Config): Router {
   const router = express.Router({ strict: false, caseSensitive: true });
@@ -130,8 +140,8 @@ export function authRouter(sessions: SessionService, config: Config): Router {
   router
     .route("/logout")
     .post(async (req, res) => {
-      const token = extractToken(req);
-      if (token !== undefined) await sessions.logout(token);
+      // Every session the request presents ends, not only the one a session check would use.
+      for (const token of presentedTokens(req)) await sessions.logout(token);
       res.append("Set-Cookie", clearedCookie(secure));
       res.status(204).end();
     })
