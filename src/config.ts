@@ -44,6 +44,14 @@ const trustProxy = z.string().transform((raw, ctx): TrustProxy => {
 });
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+const SESSION_BACKENDS = ["auto", "memory", "ipc", "redis"] as const;
+
+/** `auto`: Redis when `BANGUI_REDIS_URL` is set, else ipc for several workers, else memory. */
+function resolveBackend(c: { BANGUI_SESSION_BACKEND: (typeof SESSION_BACKENDS)[number]; BANGUI_REDIS_URL?: unknown; BANGUI_WORKERS: number }) {
+  if (c.BANGUI_SESSION_BACKEND !== "auto") return c.BANGUI_SESSION_BACKEND;
+  if (c.BANGUI_REDIS_URL !== undefined) return "redis";
+  return c.BANGUI_WORKERS > 1 ? "ipc" : "memory";
+}
 
 const schema = z
   .object({
@@ -67,6 +75,12 @@ const schema = z
     BANGUI_NEAR_CACHE_FRESHNESS: optional(z.string().trim().toLowerCase().pipe(z.enum(["strict", "bounded"], { message: "must be strict or bounded" }))).default("strict"),
     BANGUI_LOGIN_MAX_FAILURES: optional(int(1, 1_000_000)).default(10),
     BANGUI_LOGIN_WINDOW_SECONDS: optional(int(1, 31_536_000)).default(900),
+    BANGUI_LOGIN_MAX_PER_IP: optional(int(1, 1_000_000)).default(100),
+    BANGUI_SESSION_BACKEND: optional(
+      z.string().trim().toLowerCase().pipe(z.enum(SESSION_BACKENDS, { message: `must be one of ${SESSION_BACKENDS.join(", ")}` })),
+    ).default("auto"),
+    BANGUI_SESSIONS_FILE: optional(z.string().trim().min(1)),
+    BANGUI_IPC_COMMAND_TIMEOUT_MS: optional(int(10, 60_000)).default(1000),
     BANGUI_REDIS_COMMAND_TIMEOUT_MS: optional(int(10, 60_000)).default(500),
     BANGUI_REDIS_CONNECT_TIMEOUT_MS: optional(int(10, 60_000)).default(2000),
     BANGUI_REDIS_WAIT_REPLICAS: optional(
@@ -79,13 +93,25 @@ const schema = z
     BANGUI_LOG_LEVEL: optional(z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` })).default("info"),
   })
   .superRefine((c, ctx) => {
-    if (c.BANGUI_WORKERS > 1 && c.BANGUI_REDIS_URL === undefined) {
+    const backend = resolveBackend(c);
+    if (backend === "memory" && c.BANGUI_WORKERS > 1) {
       ctx.addIssue({
         code: "custom",
-        path: ["BANGUI_WORKERS"],
+        path: ["BANGUI_SESSION_BACKEND"],
         message:
-          "BANGUI_WORKERS > 1 needs BANGUI_REDIS_URL: the in-memory session cache is per process, so a login or logout " +
-          "on one worker would not be seen by the others. Set BANGUI_REDIS_URL=redis://host:6379 or BANGUI_WORKERS=1",
+          `memory keeps sessions per process, so it runs one worker only, not BANGUI_WORKERS=${c.BANGUI_WORKERS}: a login or ` +
+          "logout on one worker would not be seen by the others. Set BANGUI_SESSION_BACKEND=ipc (or auto) to share them " +
+          "between the workers of this machine, or BANGUI_REDIS_URL=redis://host:6379, or BANGUI_WORKERS=1",
+      });
+    }
+    if (backend === "redis" && c.BANGUI_REDIS_URL === undefined) {
+      ctx.addIssue({ code: "custom", path: ["BANGUI_SESSION_BACKEND"], message: "redis needs BANGUI_REDIS_URL=redis://host:6379" });
+    }
+    if (backend === "redis" && c.BANGUI_SESSIONS_FILE !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["BANGUI_SESSIONS_FILE"],
+        message: "applies to the memory and ipc backends only (with Redis the sessions live in Redis): unset it",
       });
     }
     if (c.BANGUI_SESSION_IDLE_SECONDS !== undefined && c.BANGUI_SESSION_IDLE_SECONDS > c.BANGUI_SESSION_TTL_SECONDS) {
@@ -101,6 +127,14 @@ const schema = z
 export interface Config {
   /** Unset: the process-local in-memory backend. */
   redis: RedisTarget | undefined;
+  /** Where sessions live (`BANGUI_SESSION_BACKEND`, `auto` resolved). */
+  sessionBackend: "memory" | "ipc" | "redis";
+  /** memory/ipc: the snapshot file that keeps sessions across a restart. @default undefined (none) */
+  sessionsFile: string | undefined;
+  /** ipc: how long a worker waits for the primary before answering 503. @default 1000 */
+  ipcCommandTimeoutMs: number;
+  /** Login attempts (any username) per IP per window before 429. @default 100 */
+  loginMaxPerIp: number;
   workers: number;
   host: string;
   port: number;
@@ -144,6 +178,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): R
   const c = result.data;
   return Object.freeze({
     redis: c.BANGUI_REDIS_URL,
+    sessionBackend: resolveBackend(c),
+    sessionsFile: c.BANGUI_SESSIONS_FILE,
+    ipcCommandTimeoutMs: c.BANGUI_IPC_COMMAND_TIMEOUT_MS,
+    loginMaxPerIp: c.BANGUI_LOGIN_MAX_PER_IP,
     workers: c.BANGUI_WORKERS,
     host: c.BANGUI_HOST,
     port: c.BANGUI_PORT,

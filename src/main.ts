@@ -5,6 +5,8 @@
  */
 import cluster from "node:cluster";
 import { ensureUsersFile, UserStore } from "./auth/users";
+import { InMemorySessionCache } from "./cache/memory";
+import { loadSessionsFile } from "./cache/sessions-file";
 import { runPrimary } from "./cluster/primary";
 import { runWorker } from "./cluster/worker";
 import { loadConfig, type Config } from "./config";
@@ -35,8 +37,16 @@ async function main(): Promise<number> {
     // Read it once here: an unreadable users file stops the start with one clear error, instead of
     // workers dying one after the other until the primary gives up.
     (await UserStore.open(config.usersFile, { watch: false })).close();
+    // Same for the memory backend's sessions file (its worker loads it): a bad one stops the start once.
+    if (config.sessionBackend === "memory" && config.sessionsFile !== undefined) {
+      await loadSessionsFile(config.sessionsFile, new InMemorySessionCache());
+    }
     return await runPrimary(config, logger);
   } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return 1;
+    }
     logger.fatal({ err }, cluster.isPrimary ? "the service could not start" : "worker failed");
     return 1;
   }

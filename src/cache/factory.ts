@@ -3,7 +3,9 @@ import type { Config } from "../config";
 import type { Logger } from "../logger";
 import { metrics } from "../metrics";
 import type { RedisTarget } from "../redis-url";
+import { IpcSessionCache } from "./ipc";
 import { InMemorySessionCache } from "./memory";
+import { ChangeCountingCache } from "./sessions-file";
 import { DEFAULT_PING_INTERVAL_MS, NearCache } from "./near-cache";
 import { RedisSessionCache } from "./redis";
 import type { SessionCache } from "./types";
@@ -114,8 +116,22 @@ export function createRedisClient(
  * otherwise RedisSessionCache on a client from `createRedisClient`.
  */
 export function createSessionBackend(config: Config, deps: { logger: Logger }): SessionBackend {
-  if (config.redis === undefined) {
-    const cache = new InMemorySessionCache({ maxSessions: config.memoryMaxSessions });
+  // ---- IPC BACKEND (ipc engineer, src/cache/ipc.ts): the cluster primary holds the sessions ----
+  if (config.sessionBackend === "ipc") {
+    const cache = new IpcSessionCache({
+      commandTimeoutMs: config.ipcCommandTimeoutMs,
+      nearCache: config.nearCache,
+      maxEntries: config.nearCacheMaxEntries,
+      maxAgeMs: config.nearCacheMaxAgeMs,
+      logger: deps.logger.child({ component: "session-cache" }),
+    });
+    metrics.backendUp.set(1);
+    return { cache, redis: undefined, close: () => cache.close() };
+  }
+  if (config.sessionBackend === "memory" || config.redis === undefined) {
+    const memory = new InMemorySessionCache({ maxSessions: config.memoryMaxSessions });
+    // With BANGUI_SESSIONS_FILE the worker saves on changes (cluster/worker.ts): count them.
+    const cache = config.sessionsFile !== undefined ? new ChangeCountingCache(memory) : memory;
     metrics.backendUp.set(1);
     return { cache, redis: undefined, close: () => cache.close() };
   }

@@ -8,3 +8,6 @@ export * from "./redis";
 export * from "./factory";
 export * from "./near-cache";
 export { NearCacheCore, deepFreeze, type NearCacheCoreOptions, type NearCacheCounters } from "./near-core";
+export * from "./ipc";
+export * from "./ipc-server";
+export * from "./sessions-file";

@@ -14,6 +14,8 @@ export interface KeySpace {
   readonly sessionPrefix: string;
   /** Prefix of the login-throttling counters (rate-limiter-flexible `keyPrefix`). */
   readonly throttlePrefix: string;
+  /** Prefix of the per-IP login counters (`BANGUI_LOGIN_MAX_PER_IP`). */
+  readonly throttleIpPrefix: string;
   /** SCAN MATCH pattern of every key under the prefix (a superset: filter with `isOwnKey`). */
   readonly scanPattern: string;
   /**
@@ -42,13 +44,15 @@ export function createKeySpace(prefix: string): KeySpace {
   const sessionPrefix = `${prefix}s:`;
   const userPrefix = `${prefix}u:`;
   const throttlePrefix = `${prefix}login-fail`;
+  const throttleIpPrefix = `${prefix}login-ip`;
   // rate-limiter-flexible writes `<keyPrefix>:<key>`; the key is a throttleKey (SHA-256 hex).
-  const shapes = [sessionPrefix, userPrefix, `${throttlePrefix}:`].map(escapeRegExp).join("|");
+  const shapes = [sessionPrefix, userPrefix, `${throttlePrefix}:`, `${throttleIpPrefix}:`].map(escapeRegExp).join("|");
   const own = new RegExp(`^(?:${shapes})[0-9a-f]{64}$`);
   return {
     prefix,
     sessionPrefix,
     throttlePrefix,
+    throttleIpPrefix,
     scanPattern: `${escapeGlob(prefix)}*`,
     isOwnKey: (key) => own.test(key),
     session: (id) => sessionPrefix + id,
@@ -59,4 +63,9 @@ export function createKeySpace(prefix: string): KeySpace {
 /** Throttle key of one username+IP, hashed so a password typed into the username field never lands in Redis. */
 export function throttleKey(username: string, ip: string): string {
   return sha256Hex(`${username}\u0000${ip}`);
+}
+
+/** Per-IP throttle key, hashed like the others. */
+export function throttleIpKey(ip: string): string {
+  return sha256Hex(`ip\u0000${ip}`);
 }

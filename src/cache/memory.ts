@@ -140,6 +140,25 @@ export class InMemorySessionCache implements SessionCache {
     this.users.clear();
   }
 
+  /** Remaining lifetime of a stored session in ms (0 when there is none): the ipc backend's near-cache bound. */
+  remainingTtlMs(id: string): number {
+    if (!this.sessions.has(id)) return 0;
+    return Math.max(0, this.sessions.getRemainingTTL(id));
+  }
+
+  /** Every stored session with its remaining lifetime (for `BANGUI_SESSIONS_FILE`); expired ones left out. */
+  snapshot(): Array<{ id: string; session: Session; ttlMs: number }> {
+    const out: Array<{ id: string; session: Session; ttlMs: number }> = [];
+    const now = this.clock();
+    for (const [id, entry] of this.sessions.entries()) {
+      const ttlMs = this.sessions.getRemainingTTL(id);
+      const parsed = SessionSchema.safeParse(JSON.parse(entry.json));
+      if (!parsed.success || ttlMs <= 0 || parsed.data.expiresAt <= now) continue;
+      out.push({ id, session: parsed.data, ttlMs });
+    }
+    return out;
+  }
+
   private unindex(username: string, id: string): void {
     const key = sha256Hex(username);
     const ids = this.users.peek(key);

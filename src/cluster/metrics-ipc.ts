@@ -126,6 +126,8 @@ export interface PrimaryMetricsOptions {
   workers: () => Iterable<Worker>;
   /** How long a collection waits for the workers. @default 3000 */
   timeoutMs?: number;
+  /** The primary's own metrics, merged in (the ipc backend's invalidation counters). @default none */
+  extra?: () => Promise<object[]>;
 }
 
 /** The primary's half. */
@@ -167,8 +169,12 @@ export function createPrimaryMetrics(options: PrimaryMetricsOptions): PrimaryMet
           collections.delete(id);
           clearTimeout(timer);
           if (err) return reject(err);
-          const registry = AggregatorRegistry.aggregate(collection.responses);
-          registry.metrics().then((body) => resolve({ contentType: registry.contentType, body }), reject);
+          Promise.resolve(options.extra?.())
+            .then((own) => {
+              const registry = AggregatorRegistry.aggregate(own !== undefined ? [...collection.responses, own] : collection.responses);
+              return registry.metrics().then((body) => resolve({ contentType: registry.contentType, body }));
+            })
+            .catch(reject);
         },
       };
       const timer = setTimeout(

@@ -9,6 +9,16 @@
  * and receives: "bangui:metrics-request" and "bangui:metrics-collected" (see metrics-ipc.ts).
  * Workers tell the primary they listen through cluster's own "listening" event.
  *
+ * With the ipc session backend (BANGUI_SESSION_BACKEND=ipc, the default for several workers without
+ * Redis) the primary also holds the sessions (cache/ipc-server.ts) and answers its workers'
+ *   {type: "bangui:cache-hello" | "bangui:cache-request" | "bangui:cache-ack", ...}
+ * with {type: "bangui:cache-response" | "bangui:cache-invalidate", ...} (cache/ipc-protocol.ts), and the
+ * login throttle's counts (rate-limiter-flexible's RateLimiterClusterMaster, channel
+ * "rate_limiter_flexible"). A worker that does not acknowledge an invalidation in time is SIGKILLed (and
+ * replaced, empty): it could no longer be trusted to forget what a logout ended. With
+ * BANGUI_SESSIONS_FILE the sessions are loaded before the first fork, saved every few seconds while they
+ * change, and saved once more when every worker has stopped.
+ *
  * Lifecycle: fork `config.workers` workers; when every one of them listens, log "listening" with the
  * address (tests read the port from that line when BANGUI_PORT=0: cluster gives every worker the same
  * port). A worker that dies while the service runs is replaced after an exponential backoff; more than
@@ -17,6 +27,10 @@
  * after `config.shutdownTimeoutMs`, exit 0. A second signal kills the stragglers at once.
  */
 import cluster, { type Worker } from "node:cluster";
+import { RateLimiterClusterMaster } from "rate-limiter-flexible";
+import { InMemorySessionCache } from "../cache/memory";
+import { IpcSessionServer } from "../cache/ipc-server";
+import { loadSessionsFile, SessionsFile } from "../cache/sessions-file";
 import type { Config } from "../config";
 import type { Logger } from "../logger";
 import { createPrimaryMetrics } from "./metrics-ipc";
@@ -40,9 +54,40 @@ export interface PrimaryOptions {
 /**
  * Runs the primary until the service stops. @returns the process exit code: 0 after a signal-driven
  * shutdown, 1 when the workers kept dying.
+ * @throws ConfigError when BANGUI_SESSIONS_FILE cannot be loaded (before any worker is forked)
  */
-export function runPrimary(config: Config, rootLogger: Logger, options: PrimaryOptions = {}): Promise<number> {
+export async function runPrimary(config: Config, rootLogger: Logger, options: PrimaryOptions = {}): Promise<number> {
   const log = rootLogger.child({ component: "primary" });
+  const ipc = config.sessionBackend === "ipc" ? await startIpcBackend(config, rootLogger) : undefined;
+  const code = await runWorkers(config, log, options, ipc?.server);
+  if (ipc?.file !== undefined) await ipc.file.close();
+  return code;
+}
+
+/** The ipc backend's primary half: the session store (loaded from BANGUI_SESSIONS_FILE) and the throttle's counts. */
+async function startIpcBackend(config: Config, rootLogger: Logger): Promise<{ server: IpcSessionServer; file: SessionsFile | undefined }> {
+  const logger = rootLogger.child({ component: "ipc-sessions" });
+  const server = new IpcSessionServer({
+    store: new InMemorySessionCache({ maxSessions: config.memoryMaxSessions }),
+    logger,
+    ackTimeoutMs: Math.max(5_000, 4 * config.ipcCommandTimeoutMs),
+    onUnresponsive: (peer) => {
+      logger.error({ worker: peer.id }, "killing a worker that does not acknowledge invalidations");
+      (peer as Worker).process.kill("SIGKILL");
+    },
+  });
+  new RateLimiterClusterMaster();
+  let file: SessionsFile | undefined;
+  if (config.sessionsFile !== undefined) {
+    const { loaded, expired, discarded } = await loadSessionsFile(config.sessionsFile, server.store);
+    if (discarded > 0) logger.warn({ path: config.sessionsFile, discarded }, "the service did not stop cleanly: sessions file not loaded (it may predate logouts)");
+    else logger.info({ path: config.sessionsFile, loaded, expired }, "sessions file loaded");
+    file = await new SessionsFile({ path: config.sessionsFile, store: server.store, changes: () => server.changeCount, logger }).start();
+  }
+  return { server, file };
+}
+
+function runWorkers(config: Config, log: Logger, options: PrimaryOptions, sessions: IpcSessionServer | undefined): Promise<number> {
   const deathWindowMs = options.deathWindowMs ?? 30_000;
   const maxDeaths = options.maxDeaths ?? 5;
   const backoffBaseMs = options.backoffBaseMs ?? 100;
@@ -59,6 +104,7 @@ export function runPrimary(config: Config, rootLogger: Logger, options: PrimaryO
   const metrics = createPrimaryMetrics({
     workers: () => listening.values(),
     ...(options.metricsTimeoutMs !== undefined ? { timeoutMs: options.metricsTimeoutMs } : {}),
+    ...(sessions !== undefined ? { extra: () => sessions.metrics.registry.getMetricsAsJSON() } : {}),
   });
 
   const fork = () => {
@@ -67,7 +113,12 @@ export function runPrimary(config: Config, rootLogger: Logger, options: PrimaryO
     return worker;
   };
 
-  cluster.on("message", (worker, message) => metrics.onMessage(worker, message));
+  cluster.on("message", (worker, message) => {
+    if (sessions?.handle(worker, message)) return;
+    metrics.onMessage(worker, message);
+  });
+  // A dead worker is waited for no longer; its replacement starts with an empty near-cache.
+  cluster.on("disconnect", (worker) => sessions?.peerGone(worker));
 
   cluster.on("listening", (worker, address) => {
     listening.set(worker.id, worker);
@@ -80,6 +131,7 @@ export function runPrimary(config: Config, rootLogger: Logger, options: PrimaryO
 
   cluster.on("exit", (worker, code, signal) => {
     listening.delete(worker.id);
+    sessions?.peerGone(worker);
     metrics.onExit(worker);
     if (stopping) {
       log.info({ worker: worker.id, workerPid: worker.process.pid, code, signal }, "worker stopped");
@@ -157,7 +209,7 @@ export function runPrimary(config: Config, rootLogger: Logger, options: PrimaryO
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
 
-  log.info({ workers: config.workers, backend: config.redis ? config.redis.kind : "memory" }, "starting");
+  log.info({ workers: config.workers, backend: config.sessionBackend === "redis" ? config.redis?.kind : config.sessionBackend }, "starting");
   for (let i = 0; i < config.workers; i++) fork();
   return exited;
 }

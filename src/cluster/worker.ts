@@ -6,7 +6,7 @@
 import { LoginThrottle } from "../auth/throttle";
 import { SessionService } from "../auth/session-service";
 import { UserStore } from "../auth/users";
-import { createKeySpace, createSessionBackend } from "../cache";
+import { ChangeCountingCache, createKeySpace, createSessionBackend, loadSessionsFile, SessionsFile } from "../cache";
 import type { Config } from "../config";
 import type { Logger } from "../logger";
 import { createApp } from "../server/app";
@@ -43,13 +43,29 @@ export async function runWorker(config: Config, rootLogger: Logger): Promise<num
   const workerMetrics = createWorkerMetrics();
   const backend = createSessionBackend(config, { logger: rootLogger });
   let users: UserStore | undefined;
+  let sessionsFile: SessionsFile | undefined;
   try {
+    // The memory backend's BANGUI_SESSIONS_FILE lives in its one worker (ipc: in the primary).
+    if (backend.cache instanceof ChangeCountingCache && config.sessionsFile !== undefined) {
+      const counting = backend.cache;
+      const fileLogger = rootLogger.child({ component: "sessions-file" });
+      const { loaded, expired, discarded } = await loadSessionsFile(config.sessionsFile, counting.inner);
+      if (discarded > 0) fileLogger.warn({ path: config.sessionsFile, discarded }, "the service did not stop cleanly: sessions file not loaded (it may predate logouts)");
+      else fileLogger.info({ path: config.sessionsFile, loaded, expired }, "sessions file loaded");
+      sessionsFile = await new SessionsFile({ path: config.sessionsFile, store: counting.inner, changes: () => counting.changes, logger: fileLogger }).start();
+    }
     users = await UserStore.open(config.usersFile, { logger: rootLogger.child({ component: "users" }) });
+    const keys = createKeySpace(config.keyPrefix);
     const throttle = new LoginThrottle({
       maxFailures: config.loginMaxFailures,
+      maxPerIp: config.loginMaxPerIp,
       windowSeconds: config.loginWindowSeconds,
       ...(backend.redis ? { redis: backend.redis } : {}),
-      keyPrefix: createKeySpace(config.keyPrefix).throttlePrefix,
+      // ipc: the primary holds the counts (RateLimiterClusterMaster), shared by every worker.
+      cluster: config.sessionBackend === "ipc",
+      clusterTimeoutMs: config.ipcCommandTimeoutMs,
+      keyPrefix: keys.throttlePrefix,
+      ipKeyPrefix: keys.throttleIpPrefix,
     });
     const sessions = new SessionService({
       cache: backend.cache,
@@ -88,6 +104,7 @@ export async function runWorker(config: Config, rootLogger: Logger): Promise<num
             if (result.forced) log.warn({ abandoned: result.abandoned }, "drain timeout: open connections destroyed");
             users?.close();
             workerMetrics.close();
+            await sessionsFile?.close();
             await withTimeout(backend.close(), BACKEND_CLOSE_MS);
             log.info("worker drained");
             resolve(0);

@@ -50,9 +50,12 @@ test(".env.example lists every variable of the config schema, and its uncommente
   }
 });
 
-test("several workers without BANGUI_REDIS_URL refuse to start: non-zero exit, stderr names BANGUI_REDIS_URL", async () => {
+test("the memory backend with several workers refuses to start: non-zero exit, stderr names BANGUI_SESSION_BACKEND and BANGUI_REDIS_URL", async () => {
   const usersFile = join(dir, "refused-users.json");
-  const r = await runNode(MAIN_JS, [], { env: { BANGUI_WORKERS: "3", BANGUI_USERS_FILE: usersFile, BANGUI_PORT: "0" } });
+  const r = await runNode(MAIN_JS, [], {
+    env: { BANGUI_SESSION_BACKEND: "memory", BANGUI_WORKERS: "3", BANGUI_USERS_FILE: usersFile, BANGUI_PORT: "0" },
+  });
+  expect(r.stderr).toContain("BANGUI_SESSION_BACKEND");
   expect(r.code).not.toBe(0);
   expect(r.code).not.toBeNull();
   expect(r.stderr).toContain("BANGUI_REDIS_URL");

@@ -68,7 +68,7 @@ beforeAll(async () => {
   dir = tempDir("race");
   const usersFile = join(dir, "users.json");
   await writeUsersFile(usersFile, { racer: "racer-password-1", idler: "idler-password-1" });
-  const base = { BANGUI_REDIS_URL: redis.url, BANGUI_USERS_FILE: usersFile, BANGUI_KEY_PREFIX: PREFIX };
+  const base = { BANGUI_REDIS_URL: redis.url, BANGUI_USERS_FILE: usersFile, BANGUI_KEY_PREFIX: PREFIX, BANGUI_LOGIN_MAX_PER_IP: "100000" };
   const idle = { ...base, BANGUI_SESSION_IDLE_SECONDS: String(IDLE_SECONDS), BANGUI_SESSION_TTL_SECONDS: "60" };
   [A, C, I1, I2] = await startServices([
     { env: { ...base, BANGUI_WORKERS: "1" } },

@@ -104,6 +104,8 @@ export async function makeHarness(kind: BackendKind, redisUrl: string | undefine
     windowSeconds: config.loginWindowSeconds,
     ...(redis ? { redis } : {}),
     keyPrefix: createKeySpace(keyPrefix).throttlePrefix,
+    maxPerIp: config.loginMaxPerIp,
+    ipKeyPrefix: createKeySpace(keyPrefix).throttleIpPrefix,
   });
   const service = new SessionService({
     cache,

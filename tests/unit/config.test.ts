@@ -60,6 +60,11 @@ describe("loadConfig valid values", () => {
     ["BANGUI_REDIS_WAIT_REPLICAS", "auto", "redisWaitReplicas", "auto"],
     ["BANGUI_KEY_PREFIX", "{app}:", "keyPrefix", "{app}:"],
     ["BANGUI_LOG_LEVEL", "debug", "logLevel", "debug"],
+    ["BANGUI_LOGIN_MAX_PER_IP", "5", "loginMaxPerIp", 5],
+    ["BANGUI_SESSION_BACKEND", "ipc", "sessionBackend", "ipc"],
+    ["BANGUI_SESSION_BACKEND", "Memory", "sessionBackend", "memory"],
+    ["BANGUI_SESSIONS_FILE", "./data/sessions.json", "sessionsFile", "./data/sessions.json"],
+    ["BANGUI_IPC_COMMAND_TIMEOUT_MS", "250", "ipcCommandTimeoutMs", 250],
   ])("%s=%j gives %s=%j", (name, value, field, expected) => {
     expect((loadConfig({ [name]: value }) as unknown as Record<string, unknown>)[field]).toEqual(expected);
   });
@@ -82,6 +87,17 @@ describe("loadConfig valid values", () => {
 
   it("BANGUI_WORKERS > 1 is accepted with a Redis URL", () => {
     expect(loadConfig({ BANGUI_WORKERS: "4", BANGUI_REDIS_URL: "redis://127.0.0.1:6390" }).workers).toBe(4);
+  });
+
+  it.each([
+    [{}, "memory"],
+    [{ BANGUI_WORKERS: "4" }, "ipc"],
+    [{ BANGUI_WORKERS: "4", BANGUI_REDIS_URL: "redis://127.0.0.1:6390" }, "redis"],
+    [{ BANGUI_REDIS_URL: "redis://127.0.0.1:6390" }, "redis"],
+    [{ BANGUI_SESSION_BACKEND: "ipc" }, "ipc"],
+    [{ BANGUI_SESSION_BACKEND: "memory", BANGUI_REDIS_URL: "redis://127.0.0.1:6390" }, "memory"],
+  ])("BANGUI_SESSION_BACKEND auto and explicit: %j runs on %s", (env, backend) => {
+    expect(loadConfig(env as Record<string, string>).sessionBackend).toBe(backend);
   });
 });
 
@@ -116,6 +132,9 @@ describe("loadConfig rejects bad values, naming the variable", () => {
     ["BANGUI_BODY_LIMIT_BYTES", "10"],
     ["BANGUI_SHUTDOWN_TIMEOUT_MS", "50"],
     ["BANGUI_LOG_LEVEL", "verbose"],
+    ["BANGUI_LOGIN_MAX_PER_IP", "0"],
+    ["BANGUI_SESSION_BACKEND", "postgres"],
+    ["BANGUI_IPC_COMMAND_TIMEOUT_MS", "5"],
     ["BANGUI_REDIS_URL", "http://127.0.0.1:6379"],
     ["BANGUI_REDIS_URL", "127.0.0.1:6379"],
     ["BANGUI_REDIS_URL", "redis://a,b:6379"],
@@ -144,10 +163,22 @@ describe("loadConfig rejects bad values, naming the variable", () => {
     expect(err.issues.some((i) => i.startsWith(`${name}:`))).toBe(true);
   });
 
-  it("BANGUI_WORKERS > 1 without BANGUI_REDIS_URL is refused with an explanation", () => {
-    const err = configError({ BANGUI_WORKERS: "2" });
+  it("BANGUI_SESSION_BACKEND=memory with BANGUI_WORKERS > 1 is refused, naming what to set", () => {
+    const err = configError({ BANGUI_WORKERS: "2", BANGUI_SESSION_BACKEND: "memory" });
+    expect(err.issues.some((i) => i.startsWith("BANGUI_SESSION_BACKEND:"))).toBe(true);
     expect(err.message).toContain("BANGUI_WORKERS");
     expect(err.message).toContain("BANGUI_REDIS_URL");
+  });
+
+  it("BANGUI_SESSION_BACKEND=redis without BANGUI_REDIS_URL is refused", () => {
+    const err = configError({ BANGUI_SESSION_BACKEND: "redis" });
+    expect(err.issues.some((i) => i.startsWith("BANGUI_SESSION_BACKEND:"))).toBe(true);
+    expect(err.message).toContain("BANGUI_REDIS_URL");
+  });
+
+  it("BANGUI_SESSIONS_FILE with the Redis backend is refused", () => {
+    const err = configError({ BANGUI_SESSIONS_FILE: "/tmp/s.json", BANGUI_REDIS_URL: "redis://127.0.0.1:6390" });
+    expect(err.issues.some((i) => i.startsWith("BANGUI_SESSIONS_FILE:"))).toBe(true);
   });
 
   it("an idle timeout longer than the TTL is refused", () => {
