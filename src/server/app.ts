@@ -5,7 +5,10 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { SessionService } from "../auth/session-service";
 import type { Config } from "../config";
 import type { Logger } from "../logger";
+import { createRedirectPolicy } from "../auth/redirects";
 import { errorHandler, notFound } from "./errors";
+import { createLeanPath } from "./lean-path";
+import { pagesRouter } from "./pages";
 import { authRouter } from "./routes/auth";
 import { opsRouter } from "./routes/ops";
 
@@ -38,8 +41,30 @@ export function parseTrustProxy(value: string): boolean | number | string {
 }
 
 /**
+ * Content-Security-Policy of every answer (the pages' above all): this origin's scripts, styles, images
+ * and API only; no inline code, no plugins, no framing, no `<base>`, forms post only here. No
+ * `upgrade-insecure-requests`: it would break the pages of a plain-http deployment on a LAN host.
+ */
+export const PAGE_CSP = {
+  useDefaults: false,
+  directives: {
+    defaultSrc: ["'none'"],
+    scriptSrc: ["'self'"],
+    styleSrc: ["'self'"],
+    imgSrc: ["'self'"],
+    connectSrc: ["'self'"],
+    formAction: ["'self'"],
+    frameAncestors: ["'none'"],
+    baseUri: ["'none'"],
+    objectSrc: ["'none'"],
+  },
+};
+
+/**
  * The Express 5 app of the login service (no listen: cluster/worker.ts does that, tests use supertest).
  * Access logs carry method, path (no query string), status and timing: never headers, bodies, cookies.
+ * The verify endpoints are answered on the lean path (lean-path.ts), in front of Express: `app.handle`
+ * is wrapped, so the same app object serves them under node:http, cluster workers and supertest alike.
  */
 export function createApp(deps: AppDeps): express.Express {
   const { config } = deps;
@@ -48,7 +73,14 @@ export function createApp(deps: AppDeps): express.Express {
   app.set("etag", false);
   if (config.trustProxy !== undefined) app.set("trust proxy", parseTrustProxy(config.trustProxy));
 
-  app.use(helmet());
+  const redirects = createRedirectPolicy(config.allowedRedirectHosts);
+  const lean = createLeanPath({ sessions: deps.sessions, redirects, publicUrl: config.publicUrl, logger: deps.logger });
+  const expressHandle = (app as unknown as { handle: (req: IncomingMessage, res: ServerResponse, next?: unknown) => void }).handle;
+  (app as unknown as { handle: typeof expressHandle }).handle = function handle(req, res, next) {
+    if (!lean(req, res)) expressHandle.call(app, req, res, next);
+  };
+
+  app.use(helmet({ contentSecurityPolicy: PAGE_CSP }));
   const httpLogger = deps.logger.child({ component: "http" });
   const accessLog = pinoHttp({
     logger: httpLogger,
@@ -73,7 +105,8 @@ export function createApp(deps: AppDeps): express.Express {
       : (req, res, next) => (QUIET_PATHS.has(pathOf(req.url)) ? next() : accessLog(req, res, next)),
   );
 
-  app.use("/api/auth", authRouter(deps.sessions, config));
+  app.use("/api/auth", authRouter(deps.sessions, config, redirects));
+  app.use(pagesRouter({ sessions: deps.sessions, publicUrl: config.publicUrl }));
   app.use(opsRouter({ ready: deps.ready, ...(deps.metricsText ? { metricsText: deps.metricsText } : {}) }));
   app.use(notFound);
   app.use(errorHandler(deps.logger.child({ component: "http" })));
