@@ -44,7 +44,7 @@ export interface PagesOptions {
   dir?: string;
 }
 
-/** GET /, /login, /account and /assets/<file>. */
+/** GET /, /login, /account and /_bangui/<file> (a prefix unlikely to collide with a protected app behind the same host). */
 export function pagesRouter(options: PagesOptions): Router {
   const dir = options.dir ?? publicDir();
   const router = express.Router({ strict: false, caseSensitive: true });
@@ -81,7 +81,7 @@ export function pagesRouter(options: PagesOptions): Router {
     }
     send(res, account);
   });
-  router.get("/assets/:name", (req, res, next) => {
+  router.get("/_bangui/:name", (req, res, next) => {
     const file = assets.get(String(req.params.name));
     if (file === undefined) {
       next();

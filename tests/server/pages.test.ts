@@ -51,9 +51,9 @@ describe("pages", () => {
   });
 
   test("assets are served with their types; unknown ones are a 404 JSON", async () => {
-    expect((await request(h.app).get("/assets/login.js")).headers["content-type"]).toBe("text/javascript; charset=utf-8");
-    expect((await request(h.app).get("/assets/style.css")).headers["content-type"]).toBe("text/css; charset=utf-8");
-    const missing = await request(h.app).get("/assets/..%2Fpackage.json");
+    expect((await request(h.app).get("/_bangui/login.js")).headers["content-type"]).toBe("text/javascript; charset=utf-8");
+    expect((await request(h.app).get("/_bangui/style.css")).headers["content-type"]).toBe("text/css; charset=utf-8");
+    const missing = await request(h.app).get("/_bangui/..%2Fpackage.json");
     expect(missing.status).toBe(404);
     expect(missing.body.error).toBe("not_found");
   });
@@ -64,7 +64,7 @@ describe("pages", () => {
     expect(pages.sort()).toEqual(["account.html", "login.html"]);
     for (const page of pages) {
       const html = readFileSync(join(dir, page), "utf8");
-      for (const tag of html.match(/<script\b[^>]*>/g) ?? []) expect(tag).toMatch(/ src="\/assets\/[a-z]+\.js"/);
+      for (const tag of html.match(/<script\b[^>]*>/g) ?? []) expect(tag).toMatch(/ src="\/_bangui\/[a-z]+\.js"/);
       expect(html).not.toMatch(/<script\b[^>]*>[^<\s]/);
       expect(html).not.toMatch(/<style\b/);
       expect(html).not.toMatch(/\sstyle=/);
