@@ -7,9 +7,12 @@
   var submit = document.getElementById("submit");
   var rd = new URLSearchParams(window.location.search).get("rd");
 
+  var shown = 0;
   function show(text) {
     message.textContent = text;
     message.hidden = false;
+    // How many answers were shown (lets a test wait for the next one, even when the text repeats).
+    message.dataset.count = String(++shown);
   }
 
   function waitText(seconds) {
