@@ -87,12 +87,21 @@ function isBrowserNavigation(req: IncomingMessage): boolean {
   return mode === undefined || mode === "navigate";
 }
 
+const NO_BODY = { "Cache-Control": "no-store", "Content-Length": "0" };
+
+/** 200 with the identity header: the hot answer, written in one writeHead. */
+function sendUser(res: ServerResponse, username: string): void {
+  res.writeHead(200, { ...NO_BODY, "Remote-User": username });
+  res.end();
+}
+
 function send(res: ServerResponse, status: number, headers: Record<string, string>, body: string): void {
-  res.statusCode = status;
-  res.setHeader("Cache-Control", "no-store");
-  for (const name in headers) res.setHeader(name, headers[name]!);
-  if (body !== "") res.setHeader("Content-Type", "application/json; charset=utf-8");
-  res.setHeader("Content-Length", Buffer.byteLength(body));
+  res.writeHead(status, {
+    "Cache-Control": "no-store",
+    ...headers,
+    ...(body !== "" ? { "Content-Type": "application/json; charset=utf-8" } : {}),
+    "Content-Length": String(Buffer.byteLength(body)),
+  });
   res.end(body);
 }
 
@@ -101,7 +110,7 @@ export async function answerVerify(deps: VerifyDeps, mode: VerifyMode, req: Inco
   try {
     const found = await checkSession(deps.sessions, req);
     if (found !== null) {
-      send(res, 200, { "Remote-User": found.session.username }, "");
+      sendUser(res, found.session.username);
       return;
     }
     const location = loginUrl(deps.publicUrl, returnTarget(deps, originalUrl(req)));
