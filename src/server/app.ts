@@ -9,6 +9,7 @@ import { createRedirectPolicy } from "../auth/redirects";
 import { errorHandler, notFound } from "./errors";
 import { createLeanPath } from "./lean-path";
 import { pagesRouter } from "./pages";
+import { recordHeaders } from "./session-answer";
 import { authRouter } from "./routes/auth";
 import { opsRouter } from "./routes/ops";
 
@@ -19,6 +20,11 @@ export interface AppDeps {
   logger: Logger;
   /** True when the session backend answers (GET /readyz). */
   ready: () => Promise<boolean>;
+  /**
+   * Answer the verify endpoints and GET /api/auth/session in front of Express (lean-path.ts). Off only to
+   * compare the two in tests. @default true
+   */
+  leanPath?: boolean;
   /** Aggregated metrics text; @default this process's prom-client default registry */
   metricsText?: () => Promise<{ contentType: string; body: string }>;
 }
@@ -63,7 +69,8 @@ export const PAGE_CSP = {
 /**
  * The Express 5 app of the login service (no listen: cluster/worker.ts does that, tests use supertest).
  * Access logs carry method, path (no query string), status and timing: never headers, bodies, cookies.
- * The verify endpoints are answered on the lean path (lean-path.ts), in front of Express: `app.handle`
+ * The verify endpoints and GET /api/auth/session are answered on the lean path (lean-path.ts), in front
+ * of Express: `app.handle`
  * is wrapped, so the same app object serves them under node:http, cluster workers and supertest alike.
  */
 export function createApp(deps: AppDeps): express.Express {
@@ -74,13 +81,22 @@ export function createApp(deps: AppDeps): express.Express {
   if (config.trustProxy !== undefined) app.set("trust proxy", parseTrustProxy(config.trustProxy));
 
   const redirects = createRedirectPolicy(config.allowedRedirectHosts);
-  const lean = createLeanPath({ sessions: deps.sessions, redirects, publicUrl: config.publicUrl, logger: deps.logger });
-  const expressHandle = (app as unknown as { handle: (req: IncomingMessage, res: ServerResponse, next?: unknown) => void }).handle;
-  (app as unknown as { handle: typeof expressHandle }).handle = function handle(req, res, next) {
-    if (!lean(req, res)) expressHandle.call(app, req, res, next);
-  };
+  const pageHeaders = helmet({ contentSecurityPolicy: PAGE_CSP });
+  if (deps.leanPath !== false) {
+    const lean = createLeanPath({
+      sessions: deps.sessions,
+      redirects,
+      publicUrl: config.publicUrl,
+      logger: deps.logger,
+      pageHeaders: recordHeaders(pageHeaders),
+    });
+    const expressHandle = (app as unknown as { handle: (req: IncomingMessage, res: ServerResponse, next?: unknown) => void }).handle;
+    (app as unknown as { handle: typeof expressHandle }).handle = function handle(req, res, next) {
+      if (!lean(req, res)) expressHandle.call(app, req, res, next);
+    };
+  }
 
-  app.use(helmet({ contentSecurityPolicy: PAGE_CSP }));
+  app.use(pageHeaders);
   const httpLogger = deps.logger.child({ component: "http" });
   const accessLog = pinoHttp({
     logger: httpLogger,
