@@ -3,7 +3,7 @@
  * `npm run bench:verify`: the verify endpoint a reverse proxy asks on every request, side by side in one
  * run with 1 and 2 workers:
  *   verify   this service, GET /api/auth/verify (the lean path), Redis + near-cache
- *   session  this service, GET /api/auth/session (through Express), same process
+ *   session  this service, GET /api/auth/session (also on the lean path, with helmet's headers), same process
  *   peer     express-session + connect-redis 8 on ioredis (bench/peer-app.js), GET /api/auth/session
  *   bare     a bare node:http handler answering 200 + Remote-User (bench/bare-http.js): the CPU floor
  * Rounds are interleaved (A B C D A B C D ...) so machine drift cancels; the median of the rounds is
@@ -167,7 +167,7 @@ async function main() {
     servers.push(svc, peer, bare);
     targets.push(
       { key: "verify", label: "this service: GET /api/auth/verify (lean path)", workers, port: svcPort, child: svc, path: "/api/auth/verify" },
-      { key: "session", label: "this service: GET /api/auth/session (Express)", workers, port: svcPort, child: svc, path: "/api/auth/session" },
+      { key: "session", label: "this service: GET /api/auth/session (lean path, with page headers)", workers, port: svcPort, child: svc, path: "/api/auth/session" },
       { key: "peer", label: "peer: express-session + connect-redis 8 (ioredis), GET /api/auth/session", workers, port: peerPort, child: peer, path: "/api/auth/session" },
       { key: "bare", label: "bare node:http handler (200 + Remote-User, no session)", workers, port: barePort, child: bare, path: "/api/auth/verify" },
     );
