@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import express, { type Router } from "express";
 import type { SessionService } from "../auth/session-service";
 import { loginUrl } from "./verify";
+import { methodNotAllowed, notFound } from "./errors";
 import { checkSession } from "./session-check";
 
 /** `public/` of the package: next to `src/` when run from source (ts-jest), next to `dist/` when built. */
@@ -59,12 +60,16 @@ export function pagesRouter(options: PagesOptions): Router {
     res.end(file.body);
   };
 
+  // Every other method: 405 with Allow (else Express would answer OPTIONS itself with a 200).
+  const getOnly = methodNotAllowed(["GET", "HEAD"]);
   router.get("/", async (req, res) => {
     const found = await checkSession(options.sessions, req).catch(() => null);
     res.setHeader("Cache-Control", "no-store");
     res.redirect(302, found === null ? loginUrl(undefined, undefined) : "/account");
   });
+  router.all("/", getOnly);
   router.get("/login", (_req, res) => send(res, login));
+  router.all("/login", getOnly);
   router.get("/account", async (req, res) => {
     let found;
     try {
@@ -81,13 +86,15 @@ export function pagesRouter(options: PagesOptions): Router {
     }
     send(res, account);
   });
+  router.all("/account", getOnly);
   router.get("/_bangui/:name", (req, res, next) => {
     const file = assets.get(String(req.params.name));
     if (file === undefined) {
-      next();
+      notFound(req, res, next);
       return;
     }
     send(res, file);
   });
+  router.all("/_bangui/:name", getOnly);
   return router;
 }

@@ -72,3 +72,12 @@ describe("pages", () => {
     }
   });
 });
+
+describe("page routes and other methods", () => {
+  test.each(["/", "/login", "/account", "/_bangui/login.js"])("OPTIONS and POST %s answer 405 JSON with Allow", async (path) => {
+    for (const method of ["options", "post"] as const) {
+      const res = await request(h.app)[method](path);
+      expect([path, method, res.status, res.headers.allow, res.body.error]).toEqual([path, method, 405, "GET, HEAD", "method_not_allowed"]);
+    }
+  });
+});
