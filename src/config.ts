@@ -6,6 +6,7 @@ import { z } from "zod";
 import { ConfigError } from "./errors";
 import { parseRedisUrl, type RedisTarget } from "./redis-url";
 import { parseTrustProxy, type TrustProxy } from "./trust-proxy";
+import { parseHostRule } from "./auth/redirects";
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -43,6 +44,46 @@ const trustProxy = z.string().transform((raw, ctx): TrustProxy => {
   }
 });
 
+/** `https://auth.example.com` (an origin: no path, query, userinfo). */
+const publicUrl = z.string().transform((raw, ctx): string => {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    // reported below
+  }
+  if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:") || url.username !== "" || url.password !== "") {
+    ctx.addIssue({ code: "custom", message: "must be an http(s) origin such as https://auth.example.com" });
+    return z.NEVER;
+  }
+  if ((url.pathname !== "/" && url.pathname !== "") || url.search !== "" || url.hash !== "") {
+    ctx.addIssue({ code: "custom", message: "must be an origin without path, query or fragment (https://auth.example.com)" });
+    return z.NEVER;
+  }
+  return url.origin;
+});
+
+/** Comma list of hosts (`app.example.com`, `*.example.com`, `host:port`). */
+const hostList = z.string().transform((raw, ctx): string[] => {
+  const hosts = raw.split(",").map((h) => h.trim()).filter((h) => h !== "");
+  for (const host of hosts) {
+    try {
+      parseHostRule(host);
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: (err as Error).message });
+      return z.NEVER;
+    }
+  }
+  return hosts;
+});
+
+/** A cookie Domain attribute: a host name, no port, scheme or path. */
+const cookieDomain = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, "must be a domain name such as example.com");
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 const SESSION_BACKENDS = ["auto", "memory", "ipc", "redis"] as const;
 
@@ -65,6 +106,9 @@ const schema = z
     BANGUI_MAX_SESSIONS_PER_USER: optional(int(1, 10_000)),
     BANGUI_USERS_FILE: optional(z.string().trim().min(1)).default("./data/users.json"),
     BANGUI_COOKIE_SECURE: optional(bool),
+    BANGUI_COOKIE_DOMAIN: optional(cookieDomain),
+    BANGUI_PUBLIC_URL: optional(publicUrl),
+    BANGUI_ALLOWED_REDIRECT_HOSTS: optional(hostList),
     BANGUI_KEY_PREFIX: optional(
       z.string().regex(/^[A-Za-z0-9:_.{}-]{1,64}$/, "must be 1-64 characters of A-Z a-z 0-9 : _ . - { }"),
     ).default("bangui:"),
@@ -144,6 +188,12 @@ export interface Config {
   maxSessionsPerUser: number | undefined;
   usersFile: string;
   cookieSecure: boolean;
+  /** `Domain` of the session cookie (login on auth.example.com reaching app.example.com); unset: host-only. */
+  cookieDomain: string | undefined;
+  /** The service's external origin (`https://auth.example.com`), for absolute login links; unset: relative links. */
+  publicUrl: string | undefined;
+  /** Hosts a login may send the browser back to. @default the host of `publicUrl` (none without it) */
+  allowedRedirectHosts: readonly string[];
   keyPrefix: string;
   memoryMaxSessions: number;
   /** Near-cache in each worker (Redis only). @default true with Redis */
@@ -190,6 +240,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): R
     maxSessionsPerUser: c.BANGUI_MAX_SESSIONS_PER_USER,
     usersFile: c.BANGUI_USERS_FILE,
     cookieSecure: c.BANGUI_COOKIE_SECURE ?? c.NODE_ENV === "production",
+    cookieDomain: c.BANGUI_COOKIE_DOMAIN,
+    publicUrl: c.BANGUI_PUBLIC_URL,
+    allowedRedirectHosts: Object.freeze(
+      c.BANGUI_ALLOWED_REDIRECT_HOSTS ?? (c.BANGUI_PUBLIC_URL !== undefined ? [new URL(c.BANGUI_PUBLIC_URL).host] : []),
+    ),
     keyPrefix: c.BANGUI_KEY_PREFIX,
     memoryMaxSessions: c.BANGUI_MEMORY_MAX_SESSIONS,
     nearCache: c.BANGUI_NEAR_CACHE ?? true,

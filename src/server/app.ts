@@ -5,7 +5,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { SessionService } from "../auth/session-service";
 import type { Config } from "../config";
 import type { Logger } from "../logger";
+import { createRedirectPolicy } from "../auth/redirects";
 import { errorHandler, notFound } from "./errors";
+import { createLeanPath } from "./lean-path";
+import { pagesRouter } from "./pages";
+import { recordHeaders } from "./session-answer";
 import { authRouter } from "./routes/auth";
 import { opsRouter } from "./routes/ops";
 
@@ -16,6 +20,11 @@ export interface AppDeps {
   logger: Logger;
   /** True when the session backend answers (GET /readyz). */
   ready: () => Promise<boolean>;
+  /**
+   * Answer the verify endpoints and GET /api/auth/session in front of Express (lean-path.ts). Off only to
+   * compare the two in tests. @default true
+   */
+  leanPath?: boolean;
   /** Aggregated metrics text; @default this process's prom-client default registry */
   metricsText?: () => Promise<{ contentType: string; body: string }>;
 }
@@ -30,8 +39,31 @@ function pathOf(url: string | undefined): string {
 }
 
 /**
+ * Content-Security-Policy of every answer (the pages' above all): this origin's scripts, styles, images
+ * and API only; no inline code, no plugins, no framing, no `<base>`, forms post only here. No
+ * `upgrade-insecure-requests`: it would break the pages of a plain-http deployment on a LAN host.
+ */
+export const PAGE_CSP = {
+  useDefaults: false,
+  directives: {
+    defaultSrc: ["'none'"],
+    scriptSrc: ["'self'"],
+    styleSrc: ["'self'"],
+    imgSrc: ["'self'"],
+    connectSrc: ["'self'"],
+    formAction: ["'self'"],
+    frameAncestors: ["'none'"],
+    baseUri: ["'none'"],
+    objectSrc: ["'none'"],
+  },
+};
+
+/**
  * The Express 5 app of the login service (no listen: cluster/worker.ts does that, tests use supertest).
  * Access logs carry method, path (no query string), status and timing: never headers, bodies, cookies.
+ * The verify endpoints and GET /api/auth/session are answered on the lean path (lean-path.ts), in front
+ * of Express: `app.handle`
+ * is wrapped, so the same app object serves them under node:http, cluster workers and supertest alike.
  */
 export function createApp(deps: AppDeps): express.Express {
   const { config } = deps;
@@ -40,7 +72,23 @@ export function createApp(deps: AppDeps): express.Express {
   app.set("etag", false);
   if (config.trustProxy !== undefined) app.set("trust proxy", config.trustProxy);
 
-  app.use(helmet());
+  const redirects = createRedirectPolicy(config.allowedRedirectHosts);
+  const pageHeaders = helmet({ contentSecurityPolicy: PAGE_CSP });
+  if (deps.leanPath !== false) {
+    const lean = createLeanPath({
+      sessions: deps.sessions,
+      redirects,
+      publicUrl: config.publicUrl,
+      logger: deps.logger,
+      pageHeaders: recordHeaders(pageHeaders),
+    });
+    const expressHandle = (app as unknown as { handle: (req: IncomingMessage, res: ServerResponse, next?: unknown) => void }).handle;
+    (app as unknown as { handle: typeof expressHandle }).handle = function handle(req, res, next) {
+      if (!lean(req, res)) expressHandle.call(app, req, res, next);
+    };
+  }
+
+  app.use(pageHeaders);
   const httpLogger = deps.logger.child({ component: "http" });
   const accessLog = pinoHttp({
     logger: httpLogger,
@@ -65,7 +113,8 @@ export function createApp(deps: AppDeps): express.Express {
       : (req, res, next) => (QUIET_PATHS.has(pathOf(req.url)) ? next() : accessLog(req, res, next)),
   );
 
-  app.use("/api/auth", authRouter(deps.sessions, config));
+  app.use("/api/auth", authRouter(deps.sessions, config, redirects));
+  app.use(pagesRouter({ sessions: deps.sessions, publicUrl: config.publicUrl }));
   app.use(opsRouter({ ready: deps.ready, ...(deps.metricsText ? { metricsText: deps.metricsText } : {}) }));
   app.use(notFound);
   app.use(errorHandler(deps.logger.child({ component: "http" })));

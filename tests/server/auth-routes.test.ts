@@ -40,12 +40,12 @@ describe.each<BackendKind>(["memory", "redis"])("HTTP API on the %s backend", (k
   const session = (h: Harness, token: string) => request(h.app).get("/api/auth/session").set("Authorization", `Bearer ${token}`);
 
   describe("POST /api/auth/login", () => {
-    test("answers 200 {username, expiresAt} with an HttpOnly SameSite=Strict cookie whose Max-Age is the session TTL", async () => {
+    test("answers 200 {username, expiresAt, redirect} with an HttpOnly SameSite=Strict cookie whose Max-Age is the session TTL", async () => {
       const h = await harness({ config: { sessionTtlSeconds: 1234 } });
       const before = Date.now();
       const res = await login(h);
       expect(res.status).toBe(200);
-      expect(res.body).toEqual({ username: "alice", expiresAt: expect.stringMatching(ISO) });
+      expect(res.body).toEqual({ username: "alice", expiresAt: expect.stringMatching(ISO), redirect: "/account" });
       const expiresAt = Date.parse(res.body.expiresAt);
       expect(expiresAt).toBeGreaterThanOrEqual(before + 1234_000);
       expect(expiresAt).toBeLessThanOrEqual(Date.now() + 1234_000);

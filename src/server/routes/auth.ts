@@ -1,5 +1,4 @@
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Router } from "express";
-import { serialize } from "cookie";
 import { z } from "zod";
 import type { Session } from "../../cache";
 import type { SessionService } from "../../auth/session-service";
@@ -7,12 +6,17 @@ import { publicHandle } from "../../auth/tokens";
 import type { Config } from "../../config";
 import { metrics } from "../../metrics";
 import { answerFor, HttpError, methodNotAllowed } from "../errors";
-import { extractToken, SESSION_COOKIE } from "../extract-token";
+import { safeRedirect, type RedirectPolicy } from "../../auth/redirects";
+import { clearedCookie, cookiePolicy, sessionCookie } from "../cookies";
+import { extractToken } from "../extract-token";
+import { checkSession } from "../session-check";
 
 /** Body of POST /api/auth/login. */
 export const LoginBodySchema = z.object({
   username: z.string().min(1).max(256),
   password: z.string().min(1).max(1024),
+  /** Where the browser goes after the login; echoed only when safe (auth/redirects.ts), else "/account". */
+  redirect: z.string().max(4096).optional(),
 });
 
 /** What `requireSession` leaves on `res.locals`. */
@@ -22,21 +26,6 @@ interface AuthLocals {
 }
 
 const JSON_TYPES = ["application/json", "application/*+json"];
-
-function sessionCookie(token: string, maxAgeSeconds: number, secure: boolean): string {
-  return serialize(SESSION_COOKIE, token, { httpOnly: true, sameSite: "strict", path: "/", maxAge: maxAgeSeconds, secure });
-}
-
-function clearedCookie(secure: boolean): string {
-  return serialize(SESSION_COOKIE, "", {
-    httpOnly: true,
-    sameSite: "strict",
-    path: "/",
-    maxAge: 0,
-    expires: new Date(0),
-    secure,
-  });
-}
 
 function loginOutcome(err: unknown): "invalid" | "throttled" | "bad_request" | "unavailable" | "error" {
   const { status } = answerFor(err);
@@ -58,9 +47,9 @@ function presentedTokens(req: Request): string[] {
 }
 
 /** The /api/auth routes (thin: parse, call the SessionService, send). */
-export function authRouter(sessions: SessionService, config: Config): Router {
+export function authRouter(sessions: SessionService, config: Config, redirects: RedirectPolicy): Router {
   const router = express.Router({ strict: false, caseSensitive: true });
-  const secure = config.cookieSecure;
+  const cookies = cookiePolicy(config);
   const jsonBody = express.json({ limit: config.bodyLimitBytes, strict: true, type: JSON_TYPES });
 
   router.use((_req, res, next) => {
@@ -70,19 +59,8 @@ export function authRouter(sessions: SessionService, config: Config): Router {
 
   /** 401 unless the request carries a valid session; counts session checks by outcome. */
   const requireSession: RequestHandler = async (req, res, next) => {
-    const token = extractToken(req);
-    let found: { id: string; session: Session } | null = null;
-    try {
-      found = token === undefined ? null : await sessions.validate(token);
-    } catch (err) {
-      metrics.sessionChecks.inc({ outcome: "unavailable" });
-      throw err;
-    }
-    if (found === null) {
-      metrics.sessionChecks.inc({ outcome: "invalid" });
-      throw new HttpError(401, "unauthenticated", "no valid session");
-    }
-    metrics.sessionChecks.inc({ outcome: "valid" });
+    const found = await checkSession(sessions, req);
+    if (found === null) throw new HttpError(401, "unauthenticated", "no valid session");
     const locals = res.locals as AuthLocals;
     locals.sessionId = found.id;
     locals.session = found.session;
@@ -105,15 +83,19 @@ export function authRouter(sessions: SessionService, config: Config): Router {
     .route("/login")
     .post(requireJson, jsonBody, async (req: Request, res) => {
       const body = LoginBodySchema.safeParse(req.body);
-      if (!body.success) throw new HttpError(400, "invalid_request", "expected {username, password} as strings");
+      if (!body.success) throw new HttpError(400, "invalid_request", "expected {username, password, redirect?} as strings");
       const userAgent = req.get("user-agent");
       const { token, session } = await sessions.login(body.data.username, body.data.password, {
         ip: req.ip ?? req.socket.remoteAddress ?? "unknown",
         ...(userAgent !== undefined ? { userAgent } : {}),
       });
       metrics.logins.inc({ outcome: "success" });
-      res.append("Set-Cookie", sessionCookie(token, sessions.sessionTtlSeconds, secure));
-      res.status(200).json({ username: session.username, expiresAt: new Date(session.expiresAt).toISOString() });
+      res.append("Set-Cookie", sessionCookie(cookies, token, sessions.sessionTtlSeconds));
+      res.status(200).json({
+        username: session.username,
+        expiresAt: new Date(session.expiresAt).toISOString(),
+        redirect: safeRedirect(redirects, body.data.redirect),
+      });
     })
     .all(methodNotAllowed(["POST"]));
   router.use("/login", countLoginFailure);
@@ -142,7 +124,7 @@ export function authRouter(sessions: SessionService, config: Config): Router {
     .post(async (req, res) => {
       // Every session the request presents ends, not only the one a session check would use.
       for (const token of presentedTokens(req)) await sessions.logout(token);
-      res.append("Set-Cookie", clearedCookie(secure));
+      res.append("Set-Cookie", clearedCookie(cookies));
       res.status(204).end();
     })
     .all(methodNotAllowed(["POST"]));
@@ -152,7 +134,7 @@ export function authRouter(sessions: SessionService, config: Config): Router {
     .post(requireSession, async (_req, res) => {
       const { session } = res.locals as AuthLocals;
       await sessions.logoutAll(session.username);
-      res.append("Set-Cookie", clearedCookie(secure));
+      res.append("Set-Cookie", clearedCookie(cookies));
       res.status(204).end();
     })
     .all(methodNotAllowed(["POST"]));
@@ -172,7 +154,7 @@ export function authRouter(sessions: SessionService, config: Config): Router {
       const handle = String(req.params.id);
       const revoked = await sessions.revokeSession(session.username, handle);
       if (!revoked) throw new HttpError(404, "not_found", "no such session");
-      if (handle === publicHandle(sessionId)) res.append("Set-Cookie", clearedCookie(secure));
+      if (handle === publicHandle(sessionId)) res.append("Set-Cookie", clearedCookie(cookies));
       res.status(204).end();
     })
     .all(methodNotAllowed(["DELETE"]));
