@@ -1,9 +1,11 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
-import type { Config } from "../config";
-import type { Logger } from "../logger";
-import { metrics } from "../metrics";
-import type { RedisTarget } from "../redis-url";
+import { sessionCacheOptions, type Config } from "../config";
+import { ConfigError } from "../errors";
+import { silentLogger, type Logger } from "../logger";
+import { parseRedisUrl, type RedisTarget } from "../redis-url";
+import { isCluster } from "./is-cluster";
 import { InMemorySessionCache } from "./memory";
+import { createPromCacheMetrics, noopCacheMetrics, type CacheMetrics, type MetricsRegistry } from "./metrics";
 import { DEFAULT_PING_INTERVAL_MS, NearCache } from "./near-cache";
 import { RedisSessionCache } from "./redis";
 import type { SessionCache } from "./types";
@@ -30,8 +32,8 @@ export function backoff(attempt: number): number {
  */
 export function createRedisClient(
   target: RedisTarget,
-  config: Config,
-  options: { lazyConnect?: boolean; protocol?: 2 | 3; logger?: Logger } = {},
+  config: Pick<Config, "redisCommandTimeoutMs" | "redisConnectTimeoutMs">,
+  options: { lazyConnect?: boolean; protocol?: 2 | 3; logger?: Logger; metrics?: CacheMetrics } = {},
 ): Redis | Cluster {
   const common: RedisOptions = {
     commandTimeout: config.redisCommandTimeoutMs,
@@ -96,6 +98,7 @@ export function createRedisClient(
     // ioredis messages carry host:port at most, never credentials (they are not in the URL we log).
     log?.warn({ err: { name: err.name, message: err.message } }, "redis connection error");
   });
+  const metrics = options.metrics ?? noopCacheMetrics;
   client.on("ready", () => metrics.backendUp.set(1));
   client.on("end", () => metrics.backendUp.set(0));
   client.on("close", () => metrics.backendUp.set(0));
@@ -103,41 +106,125 @@ export function createRedisClient(
 }
 
 /**
- * The backend of one process: no `BANGUI_REDIS_URL` -> InMemorySessionCache(memoryMaxSessions);
- * otherwise RedisSessionCache on a client from `createRedisClient`.
+ * Options of `createSessionCache`: a plain object, every field optional. Neither `url` nor `client`:
+ * the process-local in-memory cache.
  */
-export function createSessionBackend(config: Config, deps: { logger: Logger }): SessionBackend {
-  if (config.redis === undefined) {
-    const cache = new InMemorySessionCache({ maxSessions: config.memoryMaxSessions });
+export interface SessionCacheOptions {
+  /**
+   * Redis to use: `redis://[user:pass@]host:port[/db]`, `rediss://...` (TLS),
+   * `redis+sentinel://host:port[,host:port...]/<masterName>[/db]`, `redis+cluster://host:port[,...]`,
+   * or the result of `parseRedisUrl`. Not together with `client`.
+   * @default undefined (in-memory)
+   */
+  url?: string | RedisTarget;
+  /**
+   * Your own ioredis client (`Redis`, Sentinel-backed `Redis`, or `Cluster`, from any ioredis 6 copy:
+   * a Cluster is recognised by `client.isCluster`). Give it `enableOfflineQueue: false` and a
+   * `commandTimeout` so that an outage fails fast. It is not closed by the cache's `close()`.
+   * @default undefined
+   */
+  client?: Redis | Cluster;
+  /** Prefix of every Redis key the cache writes. @default "bangui:" */
+  keyPrefix?: string;
+  /** Per-process near-cache over Redis, kept coherent by Redis invalidation. @default true */
+  nearCache?: boolean;
+  /** Longest life of a near-cache entry, whatever the key's TTL. @default 60_000 */
+  nearCacheMaxAgeMs?: number;
+  /** Most entries in the near-cache (LRU). @default 100_000 */
+  nearCacheMaxEntries?: number;
+  /** ioredis `commandTimeout` of the clients built from `url`; bounds every call during an outage. @default 500 */
+  commandTimeoutMs?: number;
+  /** ioredis `connectTimeout` of the clients built from `url`. @default 2000 */
+  connectTimeoutMs?: number;
+  /**
+   * After a removal (`invalidate`, `invalidateUser`), `WAIT` for this many replicas; `"auto"`: those
+   * connected to the master; `0`: do not wait.
+   * @default "auto"
+   */
+  waitReplicas?: "auto" | number;
+  /** No acknowledgement from the replicas within it: the removal rejects. @default 500 */
+  waitTimeoutMs?: number;
+  /** In-memory cache only: most sessions kept (LRU). @default 100_000 */
+  memoryMaxSessions?: number;
+  /** A prom-client `Registry` to register the cache's metrics on. @default undefined (no metrics) */
+  registry?: MetricsRegistry;
+  /** A pino logger (the cache logs connection errors and removed corrupt values). @default silent */
+  logger?: Logger;
+}
+
+/**
+ * Builds a session cache from a plain options object: in-memory without `url`/`client`, else Redis
+ * (standalone, Sentinel or Cluster after the URL scheme or the client), with the near-cache unless
+ * `nearCache: false`. Nothing happens at import: connections start here.
+ * @example
+ * const cache = createSessionCache({ url: "redis://127.0.0.1:6379", keyPrefix: "app:" });
+ * await cache.set(id, session, 3600);
+ */
+export function createSessionCache(options: SessionCacheOptions = {}): SessionCache {
+  return openSessionBackend(options).cache;
+}
+
+/** Like `createSessionCache`, but also hands out the Redis client (the service's login throttle shares it). */
+export function openSessionBackend(options: SessionCacheOptions): SessionBackend {
+  const metrics = options.registry !== undefined ? createPromCacheMetrics(options.registry) : noopCacheMetrics;
+  const rootLogger = options.logger ?? silentLogger();
+  if (options.url !== undefined && options.client !== undefined) {
+    throw new ConfigError("createSessionCache: give either url or client, not both");
+  }
+  if (options.url === undefined && options.client === undefined) {
+    const cache = new InMemorySessionCache({ maxSessions: options.memoryMaxSessions ?? 100_000, metrics });
     metrics.backendUp.set(1);
     return { cache, redis: undefined, close: () => cache.close() };
   }
-  const logger = deps.logger.child({ component: "session-cache" });
-  const client = createRedisClient(config.redis, config, { logger });
+  const logger = rootLogger.child({ component: "session-cache" });
+  const timeouts = {
+    redisCommandTimeoutMs: options.commandTimeoutMs ?? 500,
+    redisConnectTimeoutMs: options.connectTimeoutMs ?? 2000,
+  };
+  let target: RedisTarget | undefined;
+  if (typeof options.url === "string") {
+    try {
+      target = parseRedisUrl(options.url);
+    } catch (err) {
+      throw new ConfigError(`createSessionCache: url ${(err as Error).message}`, [], { cause: err });
+    }
+  } else {
+    target = options.url;
+  }
+  const client = options.client ?? createRedisClient(target!, timeouts, { logger, metrics });
+  const ownsClient = options.client === undefined;
   const redisCache = new RedisSessionCache({
     client,
-    keyPrefix: config.keyPrefix,
+    keyPrefix: options.keyPrefix ?? "bangui:",
     logger,
-    waitReplicas: config.redisWaitReplicas,
-    waitTimeoutMs: config.redisWaitTimeoutMs,
-    ownsClient: true,
+    waitReplicas: options.waitReplicas ?? "auto",
+    waitTimeoutMs: options.waitTimeoutMs ?? 500,
+    ownsClient,
+    metrics,
   });
   let cache: SessionCache = redisCache;
+  const nearCache = options.nearCache ?? true;
+  const commandTimeoutMs =
+    (options.client !== undefined && !isCluster(options.client) ? options.client.options.commandTimeout : undefined) ??
+    timeouts.redisCommandTimeoutMs;
+
   // ---- NEAR-CACHE WRAP (speed engineer, src/cache/near-cache.ts) ----
-  if (config.nearCache && client instanceof Cluster) {
+  if (nearCache && isCluster(client)) {
     logger.warn("near-cache off on Redis Cluster: every session read goes to Redis");
-  } else if (config.nearCache) {
-    const target = config.redis;
+  } else if (nearCache) {
+    const own = client as Redis;
     cache = new NearCache({
       remote: redisCache,
-      createSubscriber: () => createRedisClient(target, config, { protocol: 2, logger }) as Redis,
-      maxAgeMs: config.nearCacheMaxAgeMs,
-      maxEntries: config.nearCacheMaxEntries,
+      createSubscriber: () =>
+        target !== undefined ? (createRedisClient(target, timeouts, { protocol: 2, logger }) as Redis) : own.duplicate({ protocol: 2 }),
+      maxAgeMs: options.nearCacheMaxAgeMs ?? 60_000,
+      maxEntries: options.nearCacheMaxEntries ?? 100_000,
       // A local hit is trusted only while Redis answered within one command timeout, the same bound an
       // uncached read has: a frozen Redis turns cached sessions into 503s as fast as uncached ones.
-      pingIntervalMs: Math.max(50, Math.min(DEFAULT_PING_INTERVAL_MS, Math.floor(config.redisCommandTimeoutMs / 3))),
-      maxSilenceMs: config.redisCommandTimeoutMs,
+      pingIntervalMs: Math.max(50, Math.min(DEFAULT_PING_INTERVAL_MS, Math.floor(commandTimeoutMs / 3))),
+      maxSilenceMs: commandTimeoutMs,
       logger,
+      metrics,
     });
   }
   // ---- END NEAR-CACHE WRAP ----
@@ -153,7 +240,10 @@ export function createSessionBackend(config: Config, deps: { logger: Logger }): 
   };
 }
 
-/** = `createSessionBackend(config, deps).cache` (its close() releases the client too). */
-export function createSessionCache(config: Config, deps: { logger: Logger }): SessionCache {
-  return createSessionBackend(config, deps).cache;
+/**
+ * The service's backend from its env `Config` (mapped by `sessionCacheOptions`); the service passes its
+ * prom-client registry in `deps.registry`.
+ */
+export function createSessionBackend(config: Config, deps: { logger: Logger; registry?: MetricsRegistry }): SessionBackend {
+  return openSessionBackend(sessionCacheOptions(config, deps));
 }

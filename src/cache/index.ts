@@ -7,3 +7,5 @@ export * from "./noop";
 export * from "./redis";
 export * from "./factory";
 export * from "./near-cache";
+export * from "./metrics";
+export * from "./is-cluster";

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { Cluster, type Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { silentLogger, type Logger } from "../logger";
-import { metrics } from "../metrics";
+import { isCluster } from "./is-cluster";
+import { noopCacheMetrics, type CacheMetrics } from "./metrics";
 import { InMemorySessionCache } from "./memory";
 import { NoOpSessionCache } from "./noop";
 import type { RedisSessionCache } from "./redis";
@@ -39,6 +40,8 @@ export interface NearCacheOptions {
   ownsSubscriber?: boolean;
   /** @default a silent logger */
   logger?: Logger;
+  /** Where hits, misses, invalidations and bypass time are counted. @default noopCacheMetrics */
+  metrics?: CacheMetrics;
 }
 
 const CHANNEL = "__redis__:invalidate";
@@ -95,8 +98,10 @@ export class NearCache implements SessionCache {
   private pinging = false;
   private closed = false;
   private readonly listeners: Array<() => void> = [];
+  private readonly metrics: CacheMetrics;
 
   constructor(o: NearCacheOptions) {
+    this.metrics = o.metrics ?? noopCacheMetrics;
     this.remote = o.remote;
     this.data = o.remote.client;
     this.name = `near(${o.remote.name})`;
@@ -111,7 +116,7 @@ export class NearCache implements SessionCache {
     this.local = enabled ? new InMemorySessionCache({ maxSessions: o.maxEntries ?? 100_000 }) : new NoOpSessionCache();
     if (!enabled) {
       this.state = "off";
-    } else if (this.data instanceof Cluster) {
+    } else if (isCluster(this.data)) {
       // Tracking per master would need one subscriber per master and a re-sync on every slot move.
       this.turnOff("Redis Cluster");
     } else {
@@ -129,10 +134,10 @@ export class NearCache implements SessionCache {
     if (this.state === "up" && Date.now() - this.lastHeardAt <= this.maxSilenceMs) {
       const hit = await this.local.get(id);
       if (hit !== null) {
-        metrics.nearCacheHits.inc();
+        this.metrics.nearCacheHits.inc();
         return hit;
       }
-      metrics.nearCacheMisses.inc();
+      this.metrics.nearCacheMisses.inc();
       // Collapse concurrent misses; only while tracking is up, where a later invalidation of the id
       // detaches the read (see evict) so no caller joins a read older than an invalidation it knows of.
       const inflight = this.pending.get(id);
@@ -255,7 +260,7 @@ export class NearCache implements SessionCache {
   private onMessage(channel: Buffer, message: Buffer[] | Buffer | null): void {
     if (channel.toString() !== CHANNEL) return;
     this.lastHeardAt = Date.now();
-    metrics.nearCacheInvalidations.inc();
+    this.metrics.nearCacheInvalidations.inc();
     if (message === null) {
       // The whole db was flushed.
       this.reset();
@@ -346,7 +351,7 @@ export class NearCache implements SessionCache {
     }
     if (this.closed || losses !== this.losses || this.subId !== subId || this.isOff()) return;
     this.reset();
-    if (this.state !== "starting") metrics.nearCacheBypassSeconds.inc((Date.now() - this.downSince) / 1000);
+    if (this.state !== "starting") this.metrics.nearCacheBypassSeconds.inc((Date.now() - this.downSince) / 1000);
     this.lastHeardAt = Date.now();
     this.state = "up";
     this.logger.info({ prefix: this.prefix }, "near-cache tracking established");

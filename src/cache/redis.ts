@@ -1,7 +1,8 @@
-import { Cluster, type Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { SessionBackendUnavailableError } from "../errors";
 import { silentLogger, type Logger } from "../logger";
-import { metrics } from "../metrics";
+import { isCluster } from "./is-cluster";
+import { noopCacheMetrics, type CacheMetrics } from "./metrics";
 import { createKeySpace, type KeySpace } from "./keys";
 import { SessionSchema, type IndexedSession, type Session, type SessionCache } from "./types";
 
@@ -19,6 +20,8 @@ export interface RedisSessionCacheOptions {
   waitTimeoutMs?: number;
   /** close() quits the client. @default true */
   ownsClient?: boolean;
+  /** Where latency and corrupt values are counted. @default noopCacheMetrics */
+  metrics?: CacheMetrics;
 }
 
 const SCAN_COUNT = 1000;
@@ -41,8 +44,10 @@ export class RedisSessionCache implements SessionCache {
   /** "auto" WAIT: most replicas lately seen on each master connection (see expectedReplicas). */
   private readonly replicasSeen = new WeakMap<Redis, { count: number; at: number }>();
   private readonly watched = new WeakSet<Redis>();
+  private readonly metrics: CacheMetrics;
 
   constructor(o: RedisSessionCacheOptions) {
+    this.metrics = o.metrics ?? noopCacheMetrics;
     this.client = o.client;
     this.keys = createKeySpace(o.keyPrefix ?? "bangui:");
     this.logger = o.logger ?? silentLogger();
@@ -50,7 +55,7 @@ export class RedisSessionCache implements SessionCache {
     this.waitTimeoutMs = o.waitTimeoutMs ?? 500;
     this.ownsClient = o.ownsClient ?? true;
     // Knows the replicas before the first logout (a Cluster's node connections are watched when first used).
-    if (this.waitReplicas === "auto" && !(this.client instanceof Cluster)) this.watchReplicas(this.client);
+    if (this.waitReplicas === "auto" && !isCluster(this.client)) this.watchReplicas(this.client);
   }
 
   async get(id: string): Promise<Session | null> {
@@ -148,7 +153,7 @@ export class RedisSessionCache implements SessionCache {
           // One key per UNLINK on a cluster node would be slow; keys from one node's SCAN may still be in
           // different slots, so group by slot to stay within CROSSSLOT rules.
           if (keys.length > 0) {
-            if (this.client instanceof Cluster) {
+            if (isCluster(this.client)) {
               const bySlot = new Map<number, string[]>();
               for (const k of keys) {
                 const s = keySlot(k);
@@ -217,25 +222,25 @@ export class RedisSessionCache implements SessionCache {
   }
 
   private async discard(key: string, reason: string): Promise<void> {
-    metrics.cacheCorruptValues.inc({ backend: this.name });
+    this.metrics.cacheCorruptValues.inc({ backend: this.name });
     // The value itself is never logged: it may be anything, including someone's secret.
     this.logger.warn({ reason, keyPrefix: this.keys.sessionPrefix }, "removed an unusable session value");
     await this.client.unlink(key);
   }
 
   private masters(): Redis[] {
-    return this.client instanceof Cluster ? this.client.nodes("master") : [this.client];
+    return isCluster(this.client) ? this.client.nodes("master") : [this.client];
   }
 
   /** "host:port" of the master holding `key` ("" on a standalone/sentinel client). */
   private nodeKeyFor(key: string): string {
-    if (!(this.client instanceof Cluster)) return "";
+    if (!isCluster(this.client)) return "";
     return this.client.slots[keySlot(key)]?.[0] ?? "";
   }
 
   /** The connection that wrote `key`: WAIT counts the acknowledgements of that connection's writes. */
   private connectionFor(key: string): Redis {
-    if (!(this.client instanceof Cluster)) return this.client;
+    if (!isCluster(this.client)) return this.client;
     const nodeKey = this.nodeKeyFor(key);
     const node = this.client.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === nodeKey);
     if (node === undefined) throw new SessionBackendUnavailableError("the session backend has no master for a key slot");
@@ -292,7 +297,7 @@ export class RedisSessionCache implements SessionCache {
 
   /** Times the operation and turns every Redis failure into SessionBackendUnavailableError. */
   private async op<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    const end = metrics.cacheLatency.startTimer({ backend: this.name, op });
+    const end = this.metrics.cacheLatency.startTimer({ backend: this.name, op });
     try {
       return await fn();
     } catch (err) {
