@@ -7,5 +7,6 @@ export * from "./noop";
 export * from "./redis";
 export * from "./factory";
 export * from "./near-cache";
+export { NearCacheCore, deepFreeze, type NearCacheCoreOptions, type NearCacheCounters } from "./near-core";
 export * from "./metrics";
 export * from "./is-cluster";
