@@ -9,9 +9,9 @@ import { toUnavailable } from "../cache/redis";
 import { silentLogger, type Logger } from "../logger";
 import { settle, withDeadline, type Callback } from "./callbacks";
 import { scanKeys, unlinkOnNode } from "./scan";
-import { validateStored, type Stored, type StoreSessionData } from "./value";
+import { validateStored, type SessionInput, type Stored, type StoreSessionData } from "./value";
 
-export type { StoreSessionData } from "./value";
+export type { SessionInput, StoreSessionData } from "./value";
 
 /** Options of `RedisSessionStore`. */
 export interface RedisSessionStoreOptions {
@@ -127,7 +127,7 @@ export class RedisSessionStore extends StoreBase {
     this.near = new NearCacheCore<Stored>({
       client,
       keyPrefix: this.keys.prefix,
-      createSubscriber: o.createSubscriber ?? (() => (client as Redis).duplicate({ protocol: 2 })),
+      createSubscriber: o.createSubscriber ?? (() => this.duplicateSubscriber(client as Redis)),
       load: (hash) => this.readStored(hash),
       lifeMsOf: (stored) => (stored.expiresAt === undefined ? Infinity : stored.expiresAt - Date.now()),
       enabled: o.nearCache ?? true,
@@ -165,9 +165,9 @@ export class RedisSessionStore extends StoreBase {
   }
 
   /** Stores the session until its cookie expires (else `ttlSeconds`); a past expiry removes it. */
-  set(sid: string, session: StoreSessionData): Promise<void>;
-  set(sid: string, session: StoreSessionData, cb: Callback<void>): void;
-  set(sid: string, session: StoreSessionData, cb?: Callback<void>): Promise<void> | undefined {
+  set(sid: string, session: SessionInput): Promise<void>;
+  set(sid: string, session: SessionInput, cb: Callback<void>): void;
+  set(sid: string, session: SessionInput, cb?: Callback<void>): Promise<void> | undefined {
     return settle(
       this.op("set", async () => {
         const hash = sha256Hex(sid);
@@ -177,7 +177,7 @@ export class RedisSessionStore extends StoreBase {
         const json = JSON.stringify(session);
         await this.near.write(hash, () => this.client.set(key, json, "PX", ms));
         this.expiries.set(hash, Date.now() + ms);
-        const user = this.userOf?.(session);
+        const user = this.userOf?.(session as StoreSessionData);
         if (user !== undefined) {
           // After the SET: a logout-all that reads the index sees only sessions that already exist.
           const index = this.keys.userIndex(user);
@@ -196,9 +196,9 @@ export class RedisSessionStore extends StoreBase {
    * Extends an existing session's life (PEXPIRE: a destroyed session is never recreated), at most once
    * per `touchAfterFraction` of its lifetime.
    */
-  touch(sid: string, session: StoreSessionData): Promise<void>;
-  touch(sid: string, session: StoreSessionData, cb: Callback<void>): void;
-  touch(sid: string, session: StoreSessionData, cb?: Callback<void>): Promise<void> | undefined {
+  touch(sid: string, session: SessionInput): Promise<void>;
+  touch(sid: string, session: SessionInput, cb: Callback<void>): void;
+  touch(sid: string, session: SessionInput, cb?: Callback<void>): Promise<void> | undefined {
     return settle(
       this.op("touch", async () => {
         const hash = sha256Hex(sid);
@@ -347,7 +347,14 @@ export class RedisSessionStore extends StoreBase {
 
   // ---- internals ----
 
-  private lifeMsOf(session: StoreSessionData): number {
+  /** The default subscriber: the client's own options, RESP2, with an 'error' listener (no unhandled event). */
+  private duplicateSubscriber(client: Redis): Redis {
+    const sub = client.duplicate({ protocol: 2 });
+    sub.on("error", (err: Error) => this.logger.warn({ err: { name: err.name, message: err.message } }, "near-cache subscriber error"));
+    return sub;
+  }
+
+  private lifeMsOf(session: SessionInput): number {
     const expires = session?.cookie?.expires;
     if (expires === undefined || expires === null) return this.ttlMs;
     const at = expires instanceof Date ? expires.getTime() : Date.parse(String(expires));

@@ -11,6 +11,14 @@ export interface StoreSessionData {
   [key: string]: unknown;
 }
 
+/**
+ * What `set` and `touch` accept: any session object (express-session's, @fastify/session's) whose
+ * optional `cookie.expires` gives its end of life. It is stored as JSON.
+ */
+export interface SessionInput {
+  cookie?: { expires?: Date | string | null | undefined } | undefined;
+}
+
 /** A validated value as the near-cache keeps it: the JSON text (parsed afresh for each caller) and its expiry. */
 export interface Stored {
   readonly json: string;

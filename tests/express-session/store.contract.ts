@@ -107,7 +107,8 @@ export function describeStoreContract(name: string, makeClient: ClientFactory, o
       const store = make({ ttlSeconds: 50 });
       const [a, b] = [newSid(), newSid()];
       await store.set(a, sessionData({}, 120_000));
-      await store.set(b, { cookie: { expires: null, originalMaxAge: null } });
+      const browserSession: StoreSessionData = { cookie: { expires: null, originalMaxAge: null } };
+      await store.set(b, browserSession);
       const pa = await admin.pttl(store.keys.session(a));
       const pb = await admin.pttl(store.keys.session(b));
       expect(pa).toBeGreaterThan(100_000);
