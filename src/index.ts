@@ -14,6 +14,7 @@ export { InMemorySessionCache, type InMemorySessionCacheOptions } from "./cache/
 export { NoOpSessionCache } from "./cache/noop";
 export { RedisSessionCache, type RedisSessionCacheOptions } from "./cache/redis";
 export { NearCache, type NearCacheOptions } from "./cache/near-cache";
+export type { NearFreshness, TrackingMode } from "./cache/near-core";
 export { createKeySpace, sha256Hex, type KeySpace } from "./cache/keys";
 export { isCluster } from "./cache/is-cluster";
 export {

@@ -4,3 +4,6 @@
  */
 export { RedisSessionStore, type RedisSessionStoreOptions, type SessionInput, type StoreSessionData, type UserSession } from "./store";
 export { SessionBackendUnavailableError } from "../errors";
+export type { Callback } from "./callbacks";
+export type { StoreKeySpace } from "../cache/keys";
+export type { NearFreshness } from "../cache/near-core";

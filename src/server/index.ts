@@ -5,10 +5,10 @@
  */
 export { createApp, parseTrustProxy, type AppDeps } from "./app";
 export { startService, type StartServiceOptions, type RunningService } from "./start";
-export { createGracefulServer, type GracefulServer, type GracefulServerOptions, type DrainResult } from "./http";
+export { createGracefulServer, type GracefulServer, type GracefulServerOptions, type DrainResult, type RequestHandler } from "./http";
 export { loadConfig, sessionCacheOptions, type Config } from "../config";
 export { SessionService, type SessionServiceOptions, type SessionSummary } from "../auth/session-service";
-export { UserStore, type UserStoreOptions } from "../auth/users";
+export { UserStore, type UserStoreOptions, type UserRecord } from "../auth/users";
 export { LoginThrottle, type LoginThrottleOptions } from "../auth/throttle";
 export { createSessionBackend, openSessionBackend, type SessionBackend } from "../cache";
 export { createLogger, type Logger } from "../logger";
