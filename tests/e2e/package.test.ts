@@ -82,9 +82,12 @@ describe("the packed package in a fresh project", () => {
 
   it("importing . has no side effect: no prom-client, no service package loaded, no timer or socket", async () => {
     const out = await node(
-      `const before = process.getActiveResourcesInfo().length; require("bangui-session-cache");` +
+      // Stdio handles (PipeWrap/TTYWrap) are the process's own streams, initialised when ioredis and pino
+      // read isTTY at load: not created by the package. Anything else (a Timeout, a TCPWrap) would be.
+      `const own = () => process.getActiveResourcesInfo().filter((r) => r !== "PipeWrap" && r !== "TTYWrap");` +
+        `const before = own().length; require("bangui-session-cache");` +
         `const loaded = Object.keys(require.cache).filter((k) => /node_modules[\\\\/](prom-client|express|helmet|pino-http|rate-limiter-flexible|cookie)[\\\\/]/.test(k));` +
-        `console.log(JSON.stringify({ loaded, newResources: process.getActiveResourcesInfo().length - before }))`,
+        `console.log(JSON.stringify({ loaded, newResources: own().length - before }))`,
     );
     expect(JSON.parse(out)).toEqual({ loaded: [], newResources: 0 });
   });
