@@ -120,6 +120,7 @@ async function main() {
   startChild("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp], {});
   const redisUrl = `redis://127.0.0.1:${redisPort}`;
   const admin = new Redis(redisUrl, { retryStrategy: (n) => (n > 100 ? null : 50) });
+  admin.on("error", () => undefined); // refused until redis-server listens: retried
   await admin.ping();
 
   const targets = [];
