@@ -3,7 +3,9 @@
  * given and returns a frozen, typed Config, or throws a ConfigError naming each variable and problem.
  */
 import { z } from "zod";
+import type { MetricsRegistry, SessionCacheOptions } from "./cache";
 import { ConfigError } from "./errors";
+import type { Logger } from "./logger";
 import { parseRedisUrl, type RedisTarget } from "./redis-url";
 import { parseTrustProxy, type TrustProxy } from "./trust-proxy";
 import { parseHostRule } from "./auth/redirects";
@@ -262,4 +264,26 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): R
     shutdownTimeoutMs: c.BANGUI_SHUTDOWN_TIMEOUT_MS,
     logLevel: c.BANGUI_LOG_LEVEL,
   });
+}
+
+/** Maps the service's env `Config` onto the options of `createSessionCache` / `openSessionBackend`. */
+export function sessionCacheOptions(
+  config: Config,
+  deps: { logger?: Logger; registry?: MetricsRegistry } = {},
+): SessionCacheOptions {
+  return {
+    ...(config.redis !== undefined ? { url: config.redis } : {}),
+    keyPrefix: config.keyPrefix,
+    nearCache: config.nearCache,
+    nearCacheMaxAgeMs: config.nearCacheMaxAgeMs,
+    nearCacheMaxEntries: config.nearCacheMaxEntries,
+    nearCacheFreshness: config.nearCacheFreshness,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
+    connectTimeoutMs: config.redisConnectTimeoutMs,
+    waitReplicas: config.redisWaitReplicas,
+    waitTimeoutMs: config.redisWaitTimeoutMs,
+    memoryMaxSessions: config.memoryMaxSessions,
+    ...(deps.registry !== undefined ? { registry: deps.registry } : {}),
+    ...(deps.logger !== undefined ? { logger: deps.logger } : {}),
+  };
 }

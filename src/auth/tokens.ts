@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { sha256Hex } from "../cache";
+import { sha256Hex } from "../cache/keys";
 
 /** Length of a token: 32 random bytes in base64url without padding. */
 export const TOKEN_LENGTH = 43;

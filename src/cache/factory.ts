@@ -1,14 +1,17 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
-import type { Config } from "../config";
-import type { Logger } from "../logger";
-import { metrics } from "../metrics";
-import type { RedisTarget } from "../redis-url";
+import { sessionCacheOptions, type Config } from "../config";
+import { ConfigError } from "../errors";
+import { silentLogger, type Logger } from "../logger";
+import { parseRedisUrl, type RedisTarget } from "../redis-url";
 import { IpcSessionCache } from "./ipc";
+import { isCluster } from "./is-cluster";
 import { InMemorySessionCache } from "./memory";
-import { ChangeCountingCache } from "./sessions-file";
+import { createPromCacheMetrics, noopCacheMetrics, type CacheMetrics, type MetricsRegistry } from "./metrics";
 import { DEFAULT_PING_INTERVAL_MS, NearCache } from "./near-cache";
 import { RedisSessionCache } from "./redis";
+import { ChangeCountingCache } from "./sessions-file";
 import type { SessionCache } from "./types";
+import type { NearFreshness } from "./near-core";
 
 /** What the service needs from the backend: the cache, and the Redis client for login throttling. */
 export interface SessionBackend {
@@ -37,8 +40,15 @@ export function backoff(attempt: number): number {
  */
 export function createRedisClient(
   target: RedisTarget,
-  config: Config,
-  options: { lazyConnect?: boolean; protocol?: 2 | 3; logger?: Logger; reportsUp?: boolean; replayOnFailover?: boolean } = {},
+  config: Pick<Config, "redisCommandTimeoutMs" | "redisConnectTimeoutMs">,
+  options: {
+    lazyConnect?: boolean;
+    protocol?: 2 | 3;
+    logger?: Logger;
+    metrics?: CacheMetrics;
+    reportsUp?: boolean;
+    replayOnFailover?: boolean;
+  } = {},
 ): Redis | Cluster {
   const common: RedisOptions = {
     commandTimeout: config.redisCommandTimeoutMs,
@@ -104,6 +114,7 @@ export function createRedisClient(
     log?.warn({ err: { name: err.name, message: err.message } }, "redis connection error");
   });
   if (options.reportsUp === true) {
+    const metrics = options.metrics ?? noopCacheMetrics;
     client.on("ready", () => metrics.backendUp.set(1));
     client.on("end", () => metrics.backendUp.set(0));
     client.on("close", () => metrics.backendUp.set(0));
@@ -112,73 +123,160 @@ export function createRedisClient(
 }
 
 /**
- * The backend of one process: no `BANGUI_REDIS_URL` -> InMemorySessionCache(memoryMaxSessions);
- * otherwise RedisSessionCache on a client from `createRedisClient`.
+ * Options of `createSessionCache`: a plain object, every field optional. Neither `url` nor `client`:
+ * the process-local in-memory cache.
  */
-export function createSessionBackend(config: Config, deps: { logger: Logger }): SessionBackend {
-  // ---- IPC BACKEND (ipc engineer, src/cache/ipc.ts): the cluster primary holds the sessions ----
-  if (config.sessionBackend === "ipc") {
-    const cache = new IpcSessionCache({
-      commandTimeoutMs: config.ipcCommandTimeoutMs,
-      nearCache: config.nearCache,
-      maxEntries: config.nearCacheMaxEntries,
-      maxAgeMs: config.nearCacheMaxAgeMs,
-      logger: deps.logger.child({ component: "session-cache" }),
-    });
+export interface SessionCacheOptions {
+  /**
+   * Redis to use: `redis://[user:pass@]host:port[/db]`, `rediss://...` (TLS),
+   * `redis+sentinel://host:port[,host:port...]/<masterName>[/db]`, `redis+cluster://host:port[,...]`,
+   * or the result of `parseRedisUrl`. Not together with `client`.
+   * @default undefined (in-memory)
+   */
+  url?: string | RedisTarget;
+  /**
+   * Your own ioredis client (`Redis`, Sentinel-backed `Redis`, or `Cluster`, from any ioredis 6 copy:
+   * a Cluster is recognised by `client.isCluster`). Give it `enableOfflineQueue: false` and a
+   * `commandTimeout` so that an outage fails fast. It is not closed by the cache's `close()`.
+   * @default undefined
+   */
+  client?: Redis | Cluster;
+  /** Prefix of every Redis key the cache writes. @default "bangui:" */
+  keyPrefix?: string;
+  /** Per-process near-cache over Redis, kept coherent by Redis invalidation. @default true */
+  nearCache?: boolean;
+  /** Longest life of a near-cache entry, whatever the key's TTL. @default 60_000 */
+  nearCacheMaxAgeMs?: number;
+  /** Most entries in the near-cache (LRU). @default 100_000 */
+  nearCacheMaxEntries?: number;
+  /**
+   * `"strict"`: a near-cache hit is served only after a (batched) round trip on the invalidation
+   * connection that started after the read, so a removal acknowledged anywhere is never served again;
+   * `"bounded"`: no round trip, a removal is seen within the command timeout (see docs/SECURITY.md).
+   * @default "strict"
+   */
+  nearCacheFreshness?: NearFreshness;
+  /** ioredis `commandTimeout` of the clients built from `url`; bounds every call during an outage. @default 500 */
+  commandTimeoutMs?: number;
+  /** ioredis `connectTimeout` of the clients built from `url`. @default 2000 */
+  connectTimeoutMs?: number;
+  /**
+   * After a removal (`invalidate`, `invalidateUser`), `WAIT` for this many replicas; `"auto"`: those
+   * connected to the master; `0`: do not wait.
+   * @default "auto"
+   */
+  waitReplicas?: "auto" | number;
+  /** No acknowledgement from the replicas within it: the removal rejects. @default 500 */
+  waitTimeoutMs?: number;
+  /** In-memory cache only: most sessions kept (LRU). @default 100_000 */
+  memoryMaxSessions?: number;
+  /** A prom-client `Registry` to register the cache's metrics on. @default undefined (no metrics) */
+  registry?: MetricsRegistry;
+  /** A pino logger (the cache logs connection errors and removed corrupt values). @default silent */
+  logger?: Logger;
+}
+
+/**
+ * Builds a session cache from a plain options object: in-memory without `url`/`client`, else Redis
+ * (standalone, Sentinel or Cluster after the URL scheme or the client), with the near-cache unless
+ * `nearCache: false`. Nothing happens at import: connections start here.
+ * @example
+ * const cache = createSessionCache({ url: "redis://127.0.0.1:6379", keyPrefix: "app:" });
+ * await cache.set(id, session, 3600);
+ */
+export function createSessionCache(options: SessionCacheOptions = {}): SessionCache {
+  return openSessionBackend(options).cache;
+}
+
+/** Like `createSessionCache`, but also hands out the Redis client (the service's login throttle shares it). */
+export function openSessionBackend(options: SessionCacheOptions): SessionBackend {
+  const metrics = options.registry !== undefined ? createPromCacheMetrics(options.registry) : noopCacheMetrics;
+  const rootLogger = options.logger ?? silentLogger();
+  if (options.url !== undefined && options.client !== undefined) {
+    throw new ConfigError("createSessionCache: give either url or client, not both");
+  }
+  if (options.url === undefined && options.client === undefined) {
+    const cache = new InMemorySessionCache({ maxSessions: options.memoryMaxSessions ?? 100_000, metrics });
     metrics.backendUp.set(1);
     return { cache, redis: undefined, close: () => cache.close() };
   }
-  if (config.sessionBackend === "memory" || config.redis === undefined) {
-    const memory = new InMemorySessionCache({ maxSessions: config.memoryMaxSessions });
-    // With BANGUI_SESSIONS_FILE the worker saves on changes (cluster/worker.ts): count them.
-    const cache = config.sessionsFile !== undefined ? new ChangeCountingCache(memory) : memory;
-    metrics.backendUp.set(1);
-    return { cache, redis: undefined, close: () => cache.close() };
+  const logger = rootLogger.child({ component: "session-cache" });
+  const timeouts = {
+    redisCommandTimeoutMs: options.commandTimeoutMs ?? 500,
+    redisConnectTimeoutMs: options.connectTimeoutMs ?? 2000,
+  };
+  let target: RedisTarget | undefined;
+  if (typeof options.url === "string") {
+    try {
+      target = parseRedisUrl(options.url);
+    } catch (err) {
+      throw new ConfigError(`createSessionCache: url ${(err as Error).message}`, [], { cause: err });
+    }
+  } else {
+    target = options.url;
   }
-  const logger = deps.logger.child({ component: "session-cache" });
-  const client = createRedisClient(config.redis, config, { logger, reportsUp: true });
+  const client = options.client ?? createRedisClient(target!, timeouts, { logger, metrics, reportsUp: true });
+  const ownsClient = options.client === undefined;
+  const waitReplicas = options.waitReplicas ?? "auto";
+  const waitTimeoutMs = options.waitTimeoutMs ?? 500;
   // WAIT blocks its connection: removals and their WAIT get one of their own, whose command timeout
-  // leaves room for the whole WAIT timeout (so BANGUI_REDIS_WAIT_TIMEOUT_MS may exceed the command timeout).
+  // leaves room for the whole WAIT timeout (so the WAIT timeout may exceed the command timeout). With a
+  // client of the caller's, WAIT runs on that client.
   const waitClient =
-    config.redisWaitReplicas === 0
+    waitReplicas === 0 || target === undefined
       ? undefined
       : createRedisClient(
-          config.redis,
-          { ...config, redisCommandTimeoutMs: config.redisCommandTimeoutMs + config.redisWaitTimeoutMs },
+          target,
+          { ...timeouts, redisCommandTimeoutMs: timeouts.redisCommandTimeoutMs + waitTimeoutMs },
           { logger, replayOnFailover: false },
         );
   const redisCache = new RedisSessionCache({
     client,
-    ...(waitClient !== undefined ? { waitClient } : {}),
-    keyPrefix: config.keyPrefix,
+    keyPrefix: options.keyPrefix ?? "bangui:",
     logger,
-    waitReplicas: config.redisWaitReplicas,
-    waitTimeoutMs: config.redisWaitTimeoutMs,
-    ownsClient: true,
+    waitReplicas,
+    waitTimeoutMs,
+    ...(waitClient !== undefined ? { waitClient } : {}),
+    ownsClient,
+    metrics,
   });
   let cache: SessionCache = redisCache;
-  // ---- NEAR-CACHE WRAP (speed engineer, src/cache/near-cache.ts) ----
-  if (config.nearCache) {
-    const target = config.redis;
+  const nearCache = options.nearCache ?? true;
+  const commandTimeoutMs =
+    (options.client !== undefined && !isCluster(options.client) ? options.client.options.commandTimeout : undefined) ??
+    timeouts.redisCommandTimeoutMs;
+
+  // ---- NEAR-CACHE WRAP (src/cache/near-cache.ts) ----
+  if (nearCache) {
+    const own = client;
     cache = new NearCache({
       remote: redisCache,
       // On a Cluster: one subscriber per master, on that master (a plain connection, same credentials).
-      createSubscriber: (node) =>
-        createRedisClient(
-          node !== undefined && target.kind === "cluster"
-            ? { kind: "standalone", url: "", tls: false, host: node.host, port: node.port, db: 0, username: target.username, password: target.password }
-            : target,
-          config,
-          { protocol: 2, logger },
-        ) as Redis,
-      maxAgeMs: config.nearCacheMaxAgeMs,
-      maxEntries: config.nearCacheMaxEntries,
-      freshness: config.nearCacheFreshness,
+      createSubscriber: (node) => {
+        if (target !== undefined) {
+          const at: RedisTarget =
+            node !== undefined && target.kind === "cluster"
+              ? { kind: "standalone", url: "", tls: false, host: node.host, port: node.port, db: 0, username: target.username, password: target.password }
+              : target;
+          return createRedisClient(at, timeouts, { protocol: 2, logger }) as Redis;
+        }
+        if (isCluster(own)) {
+          const redisOptions = (own.options.redisOptions ?? {}) as RedisOptions;
+          const subscriber = new Redis({ ...redisOptions, host: node?.host, port: node?.port, protocol: 2, enableOfflineQueue: false });
+          subscriber.on("error", (err: Error) => logger.warn({ err: { name: err.name, message: err.message } }, "redis connection error"));
+          return subscriber;
+        }
+        return own.duplicate({ protocol: 2 });
+      },
+      maxAgeMs: options.nearCacheMaxAgeMs ?? 60_000,
+      maxEntries: options.nearCacheMaxEntries ?? 100_000,
       // A local hit is trusted only while Redis answered within one command timeout, the same bound an
       // uncached read has: a frozen Redis turns cached sessions into 503s as fast as uncached ones.
-      pingIntervalMs: Math.max(50, Math.min(DEFAULT_PING_INTERVAL_MS, Math.floor(config.redisCommandTimeoutMs / 3))),
-      maxSilenceMs: config.redisCommandTimeoutMs,
+      pingIntervalMs: Math.max(50, Math.min(DEFAULT_PING_INTERVAL_MS, Math.floor(commandTimeoutMs / 3))),
+      maxSilenceMs: commandTimeoutMs,
+      freshness: options.nearCacheFreshness ?? "strict",
       logger,
+      metrics,
     });
   }
   // ---- END NEAR-CACHE WRAP ----
@@ -194,7 +292,30 @@ export function createSessionBackend(config: Config, deps: { logger: Logger }): 
   };
 }
 
-/** = `createSessionBackend(config, deps).cache` (its close() releases the client too). */
-export function createSessionCache(config: Config, deps: { logger: Logger }): SessionCache {
-  return createSessionBackend(config, deps).cache;
+/**
+ * The service's backend from its env `Config`: the ipc client when the cluster primary holds the
+ * sessions, the in-memory cache (counting changes for `BANGUI_SESSIONS_FILE`), or Redis through
+ * `openSessionBackend(sessionCacheOptions(config))`. The service passes its prom-client registry.
+ */
+export function createSessionBackend(config: Config, deps: { logger: Logger; registry?: MetricsRegistry }): SessionBackend {
+  if (config.sessionBackend === "redis") return openSessionBackend(sessionCacheOptions(config, deps));
+  const metrics = deps.registry !== undefined ? createPromCacheMetrics(deps.registry) : noopCacheMetrics;
+  let cache: SessionCache;
+  if (config.sessionBackend === "ipc") {
+    // The cluster primary holds the sessions (src/cache/ipc.ts, src/cluster/primary.ts).
+    cache = new IpcSessionCache({
+      commandTimeoutMs: config.ipcCommandTimeoutMs,
+      nearCache: config.nearCache,
+      maxEntries: config.nearCacheMaxEntries,
+      maxAgeMs: config.nearCacheMaxAgeMs,
+      logger: deps.logger.child({ component: "session-cache" }),
+      metrics,
+    });
+  } else {
+    const memory = new InMemorySessionCache({ maxSessions: config.memoryMaxSessions, metrics });
+    // With BANGUI_SESSIONS_FILE the worker saves on changes (cluster/worker.ts): count them.
+    cache = config.sessionsFile !== undefined ? new ChangeCountingCache(memory) : memory;
+  }
+  metrics.backendUp.set(1);
+  return { cache, redis: undefined, close: () => cache.close() };
 }

@@ -11,3 +11,5 @@ export { NearCacheCore, deepFreeze, type NearCacheCoreOptions, type NearCacheCou
 export * from "./ipc";
 export * from "./ipc-server";
 export * from "./sessions-file";
+export * from "./metrics";
+export * from "./is-cluster";

@@ -4,10 +4,10 @@
  * Messages and ordering: `ipc-protocol.ts`.
  */
 import { LRUCache } from "lru-cache";
-import { Histogram, register } from "prom-client";
+import type * as PromClient from "prom-client";
 import { silentLogger, type Logger } from "../logger";
-import { metrics } from "../metrics";
 import { SessionBackendUnavailableError } from "./errors";
+import { noopCacheMetrics, type CacheMetrics } from "./metrics";
 import {
   CACHE_ACK,
   CACHE_HELLO,
@@ -43,6 +43,8 @@ export interface IpcSessionCacheOptions {
   maxAgeMs?: number;
   /** @default a silent logger */
   logger?: Logger;
+  /** Where near-cache hits and misses are counted. @default noopCacheMetrics */
+  metrics?: CacheMetrics;
 }
 
 interface Pending {
@@ -60,12 +62,25 @@ interface PendingRead {
 /** Request ids unique in this process: several caches may share one channel (tests). */
 let nextRequestId = 1;
 
-let roundTrip: Histogram<"op"> | undefined;
-/** Created on first use: importing the cache layer registers nothing. */
-function roundTripHistogram(): Histogram<"op"> {
-  roundTrip ??=
-    (register.getSingleMetric("bangui_ipc_roundtrip_seconds") as Histogram<"op"> | undefined) ??
-    new Histogram({
+type RoundTrip = { startTimer(labels: { op: string }): () => unknown };
+let roundTrip: RoundTrip | undefined;
+/**
+ * Created on first use, on prom-client's default registry (the service's): importing the cache layer
+ * registers nothing and does not need prom-client; without prom-client nothing is measured.
+ */
+function roundTripHistogram(): RoundTrip {
+  if (roundTrip !== undefined) return roundTrip;
+  let prom: typeof PromClient;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    prom = require("prom-client") as typeof PromClient;
+  } catch {
+    roundTrip = { startTimer: () => () => undefined };
+    return roundTrip;
+  }
+  roundTrip =
+    (prom.register.getSingleMetric("bangui_ipc_roundtrip_seconds") as PromClient.Histogram<"op"> | undefined) ??
+    new prom.Histogram({
       name: "bangui_ipc_roundtrip_seconds",
       help: "Round trip of a worker's session request to the primary (ipc backend)",
       labelNames: ["op"] as const,
@@ -86,6 +101,7 @@ export class IpcSessionCache implements SessionCache {
   private readonly timeoutMs: number;
   private readonly maxAgeMs: number;
   private readonly logger: Logger;
+  private readonly metrics: CacheMetrics;
   private readonly local: LRUCache<string, Session> | undefined;
   private readonly pending = new Map<number, Pending>();
   private readonly reads = new Map<string, PendingRead>();
@@ -97,6 +113,7 @@ export class IpcSessionCache implements SessionCache {
     this.timeoutMs = options.commandTimeoutMs ?? 1000;
     this.maxAgeMs = options.maxAgeMs ?? 60_000;
     this.logger = options.logger ?? silentLogger();
+    this.metrics = options.metrics ?? noopCacheMetrics;
     if (options.nearCache ?? true) {
       this.local = new LRUCache<string, Session>({ max: options.maxEntries ?? 100_000, ttlAutopurge: false, allowStale: false });
     }
@@ -114,11 +131,11 @@ export class IpcSessionCache implements SessionCache {
       const hit = this.local.get(id);
       if (hit !== undefined && hit.expiresAt > Date.now()) {
         this.stats.hits++;
-        metrics.nearCacheHits.inc();
+        this.metrics.nearCacheHits.inc();
         return { ...hit };
       }
       this.stats.misses++;
-      metrics.nearCacheMisses.inc();
+      this.metrics.nearCacheMisses.inc();
       const inflight = this.reads.get(id);
       if (inflight !== undefined && !inflight.dirty) return inflight.promise.then((s) => (s === null ? null : { ...s }));
     }

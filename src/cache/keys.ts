@@ -69,3 +69,38 @@ export function throttleKey(username: string, ip: string): string {
 export function throttleIpKey(ip: string): string {
   return sha256Hex(`ip\u0000${ip}`);
 }
+
+/**
+ * Key shapes of the express-session store (`RedisSessionStore`): the session id is hashed, so a Redis
+ * dump or MONITOR never shows a usable one.
+ */
+export interface StoreKeySpace {
+  readonly prefix: string;
+  /** `<prefix><sha256(sid)>`: the session (JSON). */
+  session(sid: string): string;
+  /** `<prefix><hash>` for an already hashed id (what `ids()` returns). */
+  sessionOfHash(hash: string): string;
+  /** `<prefix>user:<sha256(user)>`: set of the user's session hashes (only with `userOf`). */
+  userIndex(user: string): string;
+  /** SCAN pattern covering every key of the store (sessions and user indexes). */
+  readonly pattern: string;
+  /** The session hash of a key, or undefined when the key is not a session key of this store. */
+  hashOf(key: string): string | undefined;
+}
+
+/** Builds the key space of one express-session store prefix. */
+export function createStoreKeySpace(prefix: string): StoreKeySpace {
+  const escaped = prefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+  return {
+    prefix,
+    session: (sid) => prefix + sha256Hex(sid),
+    sessionOfHash: (hash) => prefix + hash,
+    userIndex: (user) => `${prefix}user:${sha256Hex(user)}`,
+    pattern: `${escaped}*`,
+    hashOf(key) {
+      if (!key.startsWith(prefix)) return undefined;
+      const rest = key.slice(prefix.length);
+      return /^[0-9a-f]{64}$/.test(rest) ? rest : undefined;
+    },
+  };
+}

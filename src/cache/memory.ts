@@ -1,5 +1,5 @@
 import { LRUCache } from "lru-cache";
-import { metrics } from "../metrics";
+import { noopCacheMetrics, type CacheMetrics } from "./metrics";
 import { sha256Hex } from "./keys";
 import { SessionSchema, type IndexedSession, type Session, type SessionCache } from "./types";
 
@@ -9,6 +9,8 @@ export interface InMemorySessionCacheOptions {
   maxSessions?: number;
   /** Epoch milliseconds. @default Date.now */
   clock?: () => number;
+  /** Where latency and corrupt values are counted. @default noopCacheMetrics */
+  metrics?: CacheMetrics;
 }
 
 interface Entry {
@@ -28,8 +30,10 @@ export class InMemorySessionCache implements SessionCache {
   /** sha256(username) -> session ids. */
   private readonly users: LRUCache<string, Set<string>>;
   private closed = false;
+  private readonly metrics: CacheMetrics;
 
   constructor(options: InMemorySessionCacheOptions = {}) {
+    this.metrics = options.metrics ?? noopCacheMetrics;
     const max = options.maxSessions ?? 100_000;
     this.clock = options.clock ?? Date.now;
     const perf = { now: () => this.clock() };
@@ -49,13 +53,13 @@ export class InMemorySessionCache implements SessionCache {
   }
 
   async get(id: string): Promise<Session | null> {
-    const end = metrics.cacheLatency.startTimer({ backend: this.name, op: "get" });
+    const end = this.metrics.cacheLatency.startTimer({ backend: this.name, op: "get" });
     try {
       const entry = this.sessions.get(id);
       if (entry === undefined) return null;
       const parsed = SessionSchema.safeParse(JSON.parse(entry.json));
       if (!parsed.success || parsed.data.expiresAt <= this.clock()) {
-        if (!parsed.success) metrics.cacheCorruptValues.inc({ backend: this.name });
+        if (!parsed.success) this.metrics.cacheCorruptValues.inc({ backend: this.name });
         this.sessions.delete(id);
         return null;
       }
@@ -66,7 +70,7 @@ export class InMemorySessionCache implements SessionCache {
   }
 
   async set(id: string, session: Session, ttlSeconds: number): Promise<void> {
-    const end = metrics.cacheLatency.startTimer({ backend: this.name, op: "set" });
+    const end = this.metrics.cacheLatency.startTimer({ backend: this.name, op: "set" });
     try {
       const valid = SessionSchema.parse(session);
       const old = this.sessions.peek(id);

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { silentLogger, type Logger } from "../logger";
-import { metrics } from "../metrics";
+import { noopCacheMetrics, type CacheMetrics } from "./metrics";
 import { DEFAULT_PING_INTERVAL_MS, NearCacheCore, type NearFreshness, type TrackingMode } from "./near-core";
 import type { RedisSessionCache } from "./redis";
 import type { IndexedSession, Session, SessionCache } from "./types";
@@ -41,6 +41,8 @@ export interface NearCacheOptions {
   ownsSubscriber?: boolean;
   /** @default a silent logger */
   logger?: Logger;
+  /** Where hits, misses, invalidations and bypass time are counted. @default noopCacheMetrics */
+  metrics?: CacheMetrics;
 }
 
 /**
@@ -60,6 +62,7 @@ export class NearCache implements SessionCache {
     this.remote = o.remote;
     this.name = `near(${o.remote.name})`;
     this.enabled = o.enabled ?? true;
+    const metrics = o.metrics ?? noopCacheMetrics;
     const remote = o.remote;
     this.core = new NearCacheCore<Session>({
       client: remote.client,

@@ -37,6 +37,7 @@ import type { Cluster, Redis } from "ioredis";
 import { LRUCache } from "lru-cache";
 import { silentLogger, type Logger } from "../logger";
 import { ClusterChannels, SingleChannel, type ChannelRouter } from "./channel-router";
+import { isCluster } from "./is-cluster";
 import { TrackingChannel, type TrackingMode } from "./tracking-channel";
 
 export type { TrackingMode } from "./tracking-channel";
@@ -309,11 +310,6 @@ export class NearCacheCore<T> {
     }
     for (const key of keys) this.evict(key.slice(this.prefix.length));
   }
-}
-
-/** `client.isCluster`, not `instanceof`: a caller's own copy of ioredis must work too. */
-function isCluster(client: Redis | Cluster): client is Cluster {
-  return (client as { isCluster?: boolean }).isCluster === true;
 }
 
 /** Freezes a JSON-like value and everything it holds. */

@@ -1,8 +1,9 @@
 import calculateSlot from "cluster-key-slot";
-import { Cluster, type Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { SessionBackendUnavailableError } from "../errors";
 import { silentLogger, type Logger } from "../logger";
-import { metrics } from "../metrics";
+import { isCluster } from "./is-cluster";
+import { noopCacheMetrics, type CacheMetrics } from "./metrics";
 import { createKeySpace, type KeySpace } from "./keys";
 import { toBackendError } from "./redis-errors";
 import { SessionSchema, type IndexedSession, type Session, type SessionCache } from "./types";
@@ -29,6 +30,8 @@ export interface RedisSessionCacheOptions {
   waitClient?: Redis | Cluster;
   /** close() quits the client (and the waitClient). @default true */
   ownsClient?: boolean;
+  /** Where latency and corrupt values are counted. @default noopCacheMetrics */
+  metrics?: CacheMetrics;
 }
 
 const SCAN_COUNT = 1000;
@@ -53,8 +56,10 @@ export class RedisSessionCache implements SessionCache {
   /** "auto" WAIT: most replicas lately seen on each master connection (see expectedReplicas). */
   private readonly replicasSeen = new WeakMap<Redis, { count: number; at: number }>();
   private readonly watched = new WeakSet<Redis>();
+  private readonly metrics: CacheMetrics;
 
   constructor(o: RedisSessionCacheOptions) {
+    this.metrics = o.metrics ?? noopCacheMetrics;
     this.client = o.client;
     this.writer = o.waitClient ?? o.client;
     this.keys = createKeySpace(o.keyPrefix ?? "bangui:");
@@ -63,7 +68,7 @@ export class RedisSessionCache implements SessionCache {
     this.waitTimeoutMs = o.waitTimeoutMs ?? 500;
     this.ownsClient = o.ownsClient ?? true;
     // Knows the replicas before the first logout (a Cluster's node connections are watched when first used).
-    if (this.waitReplicas === "auto" && !(this.writer instanceof Cluster)) this.watchReplicas(this.writer);
+    if (this.waitReplicas === "auto" && !isCluster(this.writer)) this.watchReplicas(this.writer);
   }
 
   async get(id: string): Promise<Session | null> {
@@ -226,14 +231,14 @@ export class RedisSessionCache implements SessionCache {
   }
 
   private async discard(key: string, reason: string): Promise<void> {
-    metrics.cacheCorruptValues.inc({ backend: this.name });
+    this.metrics.cacheCorruptValues.inc({ backend: this.name });
     // The value itself is never logged: it may be anything, including someone's secret.
     this.logger.warn({ reason, keyPrefix: this.keys.sessionPrefix }, "removed an unusable session value");
     await this.client.unlink(key);
   }
 
   private async unlinkBatch(node: Redis, keys: string[]): Promise<void> {
-    if (!(this.client instanceof Cluster)) {
+    if (!isCluster(this.client)) {
       await node.unlink(...keys);
       return;
     }
@@ -270,18 +275,18 @@ export class RedisSessionCache implements SessionCache {
   }
 
   private masters(): Redis[] {
-    return this.client instanceof Cluster ? this.client.nodes("master") : [this.client];
+    return isCluster(this.client) ? this.client.nodes("master") : [this.client];
   }
 
   /** "host:port" of the master the writer sends `key` to ("" on a standalone/sentinel client). */
   private nodeKeyFor(key: string): string {
-    if (!(this.writer instanceof Cluster)) return "";
+    if (!isCluster(this.writer)) return "";
     return this.writer.slots[keySlot(key)]?.[0] ?? "";
   }
 
   /** The writer's connection that wrote `key`: WAIT counts the acknowledgements of that connection's writes. */
   private connectionFor(key: string): Redis {
-    if (!(this.writer instanceof Cluster)) return this.writer;
+    if (!isCluster(this.writer)) return this.writer;
     const nodeKey = this.nodeKeyFor(key);
     const node = this.writer.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === nodeKey);
     if (node === undefined) throw new SessionBackendUnavailableError("the session backend has no master for a key slot");
@@ -338,7 +343,7 @@ export class RedisSessionCache implements SessionCache {
 
   /** Times the operation; a backend failure becomes SessionBackendUnavailableError, a bug stays itself (500). */
   private async op<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    const end = metrics.cacheLatency.startTimer({ backend: this.name, op });
+    const end = this.metrics.cacheLatency.startTimer({ backend: this.name, op });
     try {
       return await fn();
     } catch (err) {

@@ -9,6 +9,7 @@ import { UserStore } from "../auth/users";
 import { ChangeCountingCache, createKeySpace, createSessionBackend, loadSessionsFile, SessionsFile } from "../cache";
 import type { Config } from "../config";
 import type { Logger } from "../logger";
+import { metrics } from "../metrics";
 import { createApp } from "../server/app";
 import { createGracefulServer } from "../server/http";
 import { createWorkerMetrics } from "./metrics-ipc";
@@ -41,7 +42,7 @@ function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
 export async function runWorker(config: Config, rootLogger: Logger): Promise<number> {
   const log = rootLogger.child({ component: "worker" });
   const workerMetrics = createWorkerMetrics();
-  const backend = createSessionBackend(config, { logger: rootLogger });
+  const backend = createSessionBackend(config, { logger: rootLogger, registry: metrics.registry });
   let users: UserStore | undefined;
   let sessionsFile: SessionsFile | undefined;
   try {

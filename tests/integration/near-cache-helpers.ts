@@ -4,6 +4,7 @@ import { Writable } from "node:stream";
 import Redis from "ioredis";
 import { NearCache, RedisSessionCache, type NearFreshness, type Session, type SessionCache, type TrackingMode } from "../../src/cache";
 import { createLogger, type Logger } from "../../src/logger";
+import { metrics } from "../../src/metrics";
 
 export function newId(): string {
   return randomBytes(32).toString("hex");
@@ -49,6 +50,7 @@ export function makeNear(
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
     ...(opts.maxAgeMs !== undefined ? { maxAgeMs: opts.maxAgeMs } : {}),
     pingIntervalMs: opts.pingIntervalMs ?? 200,
+    metrics,
     ...(opts.maxSilenceMs !== undefined ? { maxSilenceMs: opts.maxSilenceMs } : {}),
     ...(opts.freshness !== undefined ? { freshness: opts.freshness } : {}),
     ...(opts.trackingMode !== undefined ? { trackingMode: opts.trackingMode } : {}),

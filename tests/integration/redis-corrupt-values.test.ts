@@ -22,6 +22,7 @@ beforeAll(async () => {
     client: new Redis(server.url),
     keyPrefix: `k${randomBytes(3).toString("hex")}:`,
     logger: createLogger("warn", sink),
+    metrics,
   });
 });
 afterAll(async () => {

@@ -35,7 +35,7 @@ describe("createSessionBackend", () => {
       BANGUI_NEAR_CACHE: "false",
       BANGUI_REDIS_WAIT_REPLICAS: "auto",
     });
-    const backend = createSessionBackend(config, { logger: silentLogger() });
+    const backend = createSessionBackend(config, { logger: silentLogger(), registry: metrics.registry });
     try {
       expect(backend.redis).toBeDefined();
       await waitFor("the client is ready", 5000, async () => backend.cache.ping().then(() => true));
