@@ -121,7 +121,8 @@ export class RedisSessionCache implements SessionCache {
       const index = this.keys.userIndex(username);
       const ids = await this.client.smembers(index);
       const removed = await Promise.all(ids.map((id) => this.client.unlink(this.keys.session(id))));
-      await this.client.unlink(index);
+      // Only the ids read: a login racing this one (SADD after the SMEMBERS) must stay indexed.
+      if (ids.length > 0) await this.client.srem(index, ...ids);
       // WAIT on every node written to: on a cluster the session keys live on other masters than the index.
       const nodesWritten = new Set<string>();
       for (const id of ids) {
