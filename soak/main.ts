@@ -59,7 +59,7 @@ async function main(): Promise<number> {
   };
   process.once("SIGINT", () => void cleanup().finally(() => process.exit(130)));
 
-  const timeline = new Timeline();
+  let timeline = new Timeline();
   let faultError: string | undefined;
   let planText = "";
   let load: ReturnType<typeof startLoad> | undefined;
@@ -88,6 +88,7 @@ async function main(): Promise<number> {
       ...plan.map((f) => `  ${String(f.index).padStart(2)}: after ${(f.calmMs / 1000).toFixed(1)} s calm, ${f.kind}`)].join("\n");
     say(`fault schedule (replay with --seed ${o.seed}):\n${planText}`);
 
+    timeline = new Timeline(); // time 0 = the load starts
     load = startLoad({
       instances: () => fleet.map((i) => i.url),
       users,

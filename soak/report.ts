@@ -21,14 +21,14 @@ export interface RunInfo {
 }
 
 export function statusClass(r: RequestRecord): string {
-  if (r.status === 0) return "no answer";
+  if (r.status === 0) return r.error === "timeout" ? "no answer (timeout)" : "connection refused/reset";
   if (r.status === 503) return "503";
   if (r.status >= 500) return "other 5xx";
   if (r.status >= 400) return "4xx (401, 404, 429)";
   return "2xx";
 }
-const CLASSES = ["2xx", "4xx (401, 404, 429)", "503", "no answer", "other 5xx"];
-const COLORS = ["#4c9a2a", "#4a78c2", "#f0a020", "#d62728", "#000000"];
+const CLASSES = ["2xx", "4xx (401, 404, 429)", "503", "connection refused/reset", "no answer (timeout)", "other 5xx"];
+const COLORS = ["#4c9a2a", "#4a78c2", "#f0a020", "#b07aa1", "#d62728", "#000000"];
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -74,7 +74,7 @@ export function chartSpec(timeline: Timeline, title: string): object {
         data: { values },
         mark: { type: "bar", width: { band: 1 } },
         encoding: {
-          x: { field: "t", type: "quantitative", title: "time since start (s)", bin: { step: 1 } , axis: { tickMinStep: 10 } },
+          x: { field: "t", type: "quantitative", title: "time since start (s)", bin: { step: 1 }, scale: { domain: [0, maxSec + 1] }, axis: { tickMinStep: 10 } },
           y: { field: "rps", type: "quantitative", aggregate: "sum", stack: "zero", title: "requests per second" },
           color: { field: "status", type: "nominal", scale: { domain: CLASSES, range: COLORS }, legend: { title: "answer", orient: "top" } },
           order: { field: "status", sort: "descending" },
