@@ -30,7 +30,8 @@ export interface Backend {
   stop(): Promise<void>;
 }
 
-export async function startBackend(kind: TopologyKind): Promise<Backend> {
+/** `dir`: the run's output dir (the ipc backend's sessions file goes there). */
+export async function startBackend(kind: TopologyKind, dir: string): Promise<Backend> {
   switch (kind) {
     case "standalone":
       return standalone(await startRedisServer({ appendonly: true }));
@@ -39,7 +40,14 @@ export async function startBackend(kind: TopologyKind): Promise<Backend> {
     case "cluster":
       return cluster(await startClusterTopology({ masters: 3, replicasPerMaster: 1, nodeTimeoutMs: 1000 }));
     case "ipc":
-      return { kind, env: { BANGUI_SESSION_BACKEND: "ipc" }, describe: () => "ipc: sessions in the primary", faults: {}, stop: async () => {} };
+      // With a sessions file, so a restarted instance keeps its sessions (and its logouts).
+      return {
+        kind,
+        env: { BANGUI_SESSION_BACKEND: "ipc", BANGUI_SESSIONS_FILE: join(dir, "sessions.json") },
+        describe: () => "ipc: sessions held by the primary, BANGUI_SESSIONS_FILE in the output dir",
+        faults: {},
+        stop: async () => {},
+      };
   }
 }
 

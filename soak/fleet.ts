@@ -93,7 +93,7 @@ async function startInstance(index: number, port: number, o: FleetOptions): Prom
       }
     });
     child.stderr!.setEncoding("utf8").on("data", (d: string) => log.write(d));
-    await waitUntil(() => listening, o.startTimeoutMs ?? 30_000, `instance ${index} listens on ${port}`, exited);
+    await waitUntil(() => listening, o.startTimeoutMs ?? 120_000, `instance ${index} listens on ${port}`, exited);
   };
 
   const waitUntil = (cond: () => boolean, timeoutMs: number, what: string, dead?: Promise<void>): Promise<void> =>

@@ -64,7 +64,7 @@ async function main(): Promise<number> {
   let planText = "";
   let load: ReturnType<typeof startLoad> | undefined;
   try {
-    backend = await startBackend(o.topology);
+    backend = await startBackend(o.topology, o.outDir);
     say(`backend: ${backend.describe()}`);
     fleet = await startFleet({
       count: o.instances,
