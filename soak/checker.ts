@@ -136,11 +136,13 @@ function computeRecovery(faults: FaultRecord[], reqs: readonly RequestRecord[], 
     const until = faults[i + 1]?.startMs ?? endMs;
     const checks = reqs.filter((r) => r.op === "check" && r.startMs >= f.startMs && r.startMs < until);
     const answered = (r: RequestRecord) => r.status === 200 || r.status === 401;
+    // A check still in flight when the next fault started failed because of that one.
+    const failed = (r: RequestRecord) => !answered(r) && r.endMs < until;
     let lastFail = -1;
     checks.forEach((r, j) => {
-      if (!answered(r)) lastFail = j;
+      if (failed(r)) lastFail = j;
     });
-    f.failedChecks = checks.filter((r) => !answered(r)).length;
+    f.failedChecks = checks.filter(failed).length;
     if (lastFail === -1) {
       f.recoveryMs = undefined;
       return;

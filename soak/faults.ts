@@ -77,7 +77,7 @@ export async function runFaults(o: FaultRunOptions): Promise<{ error?: string }>
   for (const f of o.plan) {
     const room = o.endMs - tl.now();
     // A fault needs its calm time plus room to recover before the load stops.
-    if (room < f.calmMs + Math.min(o.recoveryCapMs, 20_000)) break;
+    if (room < f.calmMs + Math.min(o.recoveryCapMs, 10_000)) break;
     await sleep(f.calmMs);
     const startMs = tl.now();
     const record = { index: f.index, kind: f.kind, detail: "", startMs, healedMs: Number.NaN, failedChecks: 0 };

@@ -63,9 +63,11 @@ export class RedisSessionCache implements SessionCache {
     await this.op("set", async () => {
       const key = this.keys.session(id);
       const index = this.keys.userIndex(valid.username);
-      // Separate keys (different slots on a cluster): sent back to back, pipelined by ioredis.
+      // The session exists before its id is indexed: a logout-all that reads the id then deletes a key
+      // that is already there (on a cluster they live on different nodes, so sent together they may land
+      // in either order, and the key would outlive the logout-all, unindexed).
+      await this.client.set(key, JSON.stringify(valid), "PX", ms);
       await Promise.all([
-        this.client.set(key, JSON.stringify(valid), "PX", ms),
         this.client.sadd(index, id),
         // The index must outlive its longest session: set a TTL when none, then only ever extend it.
         this.client.call("PEXPIRE", index, String(ms), "NX"),

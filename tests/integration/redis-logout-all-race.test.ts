@@ -49,4 +49,43 @@ describe("RedisSessionCache.invalidateUser racing a login", () => {
     await cache.invalidateUser("alice");
     expect(await cache.get(late)).toBeNull();
   });
+
+  it("a session whose key is written after a logout-all read its id (cluster: key and index on different nodes) is still ended by the next logout-all", async () => {
+    const prefix = `r${randomBytes(3).toString("hex")}:`;
+    const client = new Redis(server.url);
+    const other = new Redis(server.url);
+    clients.push(client, other);
+    const cache = new RedisSessionCache({ client, keyPrefix: prefix, ownsClient: false });
+    const racer = new RedisSessionCache({ client: other, keyPrefix: prefix, ownsClient: false });
+    const late = newId();
+
+    // Forced interleaving, as two cluster nodes can order it: the racing login's SET is held back until the
+    // logout-all has finished; whatever else the login sends meanwhile goes through.
+    type Fn = (...args: unknown[]) => Promise<unknown>;
+    const hooked = other as unknown as { set: Fn; sadd: Fn };
+    const realSet = other.set.bind(other) as unknown as Fn;
+    const realSadd = other.sadd.bind(other) as unknown as Fn;
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let setCalled!: () => void;
+    const setRequested = new Promise<void>((r) => (setCalled = r));
+    let saddDone: Promise<unknown> | undefined;
+    hooked.set = async (...args) => {
+      setCalled();
+      await released;
+      return realSet(...args);
+    };
+    hooked.sadd = (...args) => (saddDone = realSadd(...args));
+    const login = racer.set(late, newSession("alice"), 60);
+    await setRequested;
+    await saddDone; // sent with the SET (before the fix): it lands before the logout-all reads the index
+    await cache.invalidateUser("alice");
+    release();
+    await login;
+    delete (hooked as { set?: unknown }).set;
+    delete (hooked as { sadd?: unknown }).sadd;
+
+    await cache.invalidateUser("alice");
+    expect(await cache.get(late)).toBeNull();
+  });
 });
