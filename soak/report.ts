@@ -138,7 +138,7 @@ export function renderReport(timeline: Timeline, check: CheckResult, run: RunInf
     "",
     `Sessions that answered 401 without anyone having ended them (lost in a restart or failover, which is allowed: never a stale accept): ${check.lostSessions} checks.`,
     `Requests orphaned by a service fault (in flight while a worker was SIGKILLed or an instance restarted, never answered; the client's timeout ended them): ${check.orphaned.length}${check.orphaned.length > 0 ? ` (#${check.orphaned.slice(0, 10).join(", #")})` : ""}.`,
-    `Checks that accepted a session whose login raced a logout-all of its user (API.md says such a session ends too): ${check.raceSurvivors.length}.`,
+    `Checks that accepted a session whose login overlapped a logout-all of its user in time (not a violation: seen from the clients, the login may have taken effect after the logout-all): ${check.raceSurvivors.length}.`,
     "",
     "## Recovery per fault kind",
     "",
