@@ -76,7 +76,7 @@ export function chartSpec(timeline: Timeline, title: string): object {
         encoding: {
           x: { field: "t", type: "quantitative", title: "time since start (s)", bin: { step: 1 }, scale: { domain: [0, maxSec + 1] }, axis: { tickMinStep: 10 } },
           y: { field: "rps", type: "quantitative", aggregate: "sum", stack: "zero", title: "requests per second" },
-          color: { field: "status", type: "nominal", scale: { domain: CLASSES, range: COLORS }, legend: { title: "answer", orient: "top" } },
+          color: { field: "status", type: "nominal", scale: { domain: CLASSES, range: COLORS }, legend: { title: "answer", orient: "top", labelLimit: 260 } },
           order: { field: "status", sort: "descending" },
         },
       },
