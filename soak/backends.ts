@@ -15,6 +15,11 @@ import type { TopologyKind } from "./options";
 import type { Rng } from "./rng";
 
 const run = promisify(execFile);
+/**
+ * How long a repair may take to show (a master that comes back after a failover is turned into a replica
+ * by the sentinels only at their next INFO round, ~10 s; much more on a loaded machine).
+ */
+const SETTLE_MS = 90_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A fault: does its damage and its repair; resolves with what it did once the topology is whole. */
@@ -93,9 +98,9 @@ async function respawn(nodes: readonly RedisProcess[], dead: RedisProcess, extra
 
 function sentinel(t: SentinelTopology): Backend {
   const settle = async (): Promise<void> => {
-    const master = await waitForValue("the sentinels name a live master", 30_000, () => t.currentMaster());
-    await waitFor("the master reports role:master", 30_000, async () => (await info(master.port, "replication")).get("role") === "master", 100);
-    for (const r of t.nodes.filter((n) => n !== master && n.alive)) await t.waitForReplicaSync(r, 30_000);
+    const master = await waitForValue("the sentinels name a live master", SETTLE_MS, () => t.currentMaster());
+    await waitFor("the master reports role:master", SETTLE_MS, async () => (await info(master.port, "replication")).get("role") === "master", 100);
+    for (const r of t.nodes.filter((n) => n !== master && n.alive)) await t.waitForReplicaSync(r, SETTLE_MS);
   };
   return {
     kind: "sentinel",
@@ -105,7 +110,7 @@ function sentinel(t: SentinelTopology): Backend {
       async "master-kill"(rng, mark) {
         const downMs = rng.int(500, 4000);
         const old = await t.killMaster();
-        const promoted = await t.waitForFailover(old, 30_000);
+        const promoted = await t.waitForFailover(old, SETTLE_MS);
         await sleep(downMs);
         await respawn(t.nodes, old, ["--replicaof", "127.0.0.1", String(promoted.port)]);
         mark.healed();
@@ -127,7 +132,7 @@ function sentinel(t: SentinelTopology): Backend {
         const old = await t.currentMaster();
         const s = t.sentinels.find((x) => x.alive)!;
         await command(s.port, ["SENTINEL", "FAILOVER", t.masterName], 5000);
-        const promoted = await t.waitForFailover(old, 30_000);
+        const promoted = await t.waitForFailover(old, SETTLE_MS);
         mark.healed();
         await settle();
         return `SENTINEL FAILOVER: ${old.port} -> ${promoted.port}`;
