@@ -97,10 +97,19 @@ async function respawn(nodes: readonly RedisProcess[], dead: RedisProcess, extra
 }
 
 function sentinel(t: SentinelTopology): Backend {
+  // Whole again: the master the sentinels name says role:master, and every other live node replicates
+  // from it with its link up. Checked as one condition: during a failover the answer moves.
   const settle = async (): Promise<void> => {
-    const master = await waitForValue("the sentinels name a live master", SETTLE_MS, () => t.currentMaster());
-    await waitFor("the master reports role:master", SETTLE_MS, async () => (await info(master.port, "replication")).get("role") === "master", 100);
-    for (const r of t.nodes.filter((n) => n !== master && n.alive)) await t.waitForReplicaSync(r, SETTLE_MS);
+    await waitFor("the sentinel topology is whole again", SETTLE_MS, async () => {
+      const master = await t.currentMaster();
+      if (!master.alive || (await info(master.port, "replication")).get("role") !== "master") return false;
+      for (const n of t.nodes.filter((x) => x !== master && x.alive)) {
+        const r = await info(n.port, "replication");
+        if (r.get("role") !== "slave" || r.get("master_port") !== String(master.port)) return false;
+        if (r.get("master_link_status") !== "up" || r.get("master_sync_in_progress") !== "0") return false;
+      }
+      return true;
+    }, 200);
   };
   return {
     kind: "sentinel",
@@ -206,13 +215,4 @@ function cluster(t: ClusterTopology): Backend {
     },
     stop: () => t.stop(),
   };
-}
-
-async function waitForValue<T>(what: string, timeoutMs: number, get: () => Promise<T>): Promise<T> {
-  let value: T | undefined;
-  await waitFor(what, timeoutMs, async () => {
-    value = await get();
-    return value !== undefined && (value as unknown as RedisProcess).alive !== false;
-  }, 100);
-  return value!;
 }
