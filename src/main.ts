@@ -5,6 +5,7 @@
  */
 import cluster from "node:cluster";
 import { ensureUsersFile, UserStore } from "./auth/users";
+import { checkRedisServerVersion, RedisVersionError } from "./cache";
 import { runPrimary } from "./cluster/primary";
 import { runWorker } from "./cluster/worker";
 import { loadConfig, type Config } from "./config";
@@ -35,8 +36,14 @@ async function main(): Promise<number> {
     // Read it once here: an unreadable users file stops the start with one clear error, instead of
     // workers dying one after the other until the primary gives up.
     (await UserStore.open(config.usersFile, { watch: false })).close();
+    // Redis older than 7.0 stops the start here, once, naming its version (an unreachable one does not).
+    await checkRedisServerVersion(config, logger);
     return await runPrimary(config, logger);
   } catch (err) {
+    if (err instanceof RedisVersionError) {
+      console.error(err.message);
+      return 1;
+    }
     logger.fatal({ err }, cluster.isPrimary ? "the service could not start" : "worker failed");
     return 1;
   }

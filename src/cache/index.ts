@@ -7,3 +7,4 @@ export * from "./noop";
 export * from "./redis";
 export * from "./factory";
 export * from "./near-cache";
+export * from "./redis-version";
