@@ -6,6 +6,7 @@
 import cluster from "node:cluster";
 import { ensureUsersFile, UserStore } from "./auth/users";
 import { InMemorySessionCache } from "./cache/memory";
+import { checkRedisServerVersion, RedisVersionError } from "./cache/redis-version";
 import { loadSessionsFile } from "./cache/sessions-file";
 import { runPrimary } from "./cluster/primary";
 import { runWorker } from "./cluster/worker";
@@ -41,9 +42,11 @@ async function main(): Promise<number> {
     if (config.sessionBackend === "memory" && config.sessionsFile !== undefined) {
       await loadSessionsFile(config.sessionsFile, new InMemorySessionCache());
     }
+    // Redis older than 7.0 stops the start here, once, naming its version (an unreachable one does not).
+    await checkRedisServerVersion(config, logger);
     return await runPrimary(config, logger);
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof RedisVersionError) {
       console.error(err.message);
       return 1;
     }

@@ -13,3 +13,4 @@ export * from "./ipc-server";
 export * from "./sessions-file";
 export * from "./metrics";
 export * from "./is-cluster";
+export * from "./redis-version";
