@@ -10,7 +10,7 @@ import { startRedisServer, type RedisServerHandle } from "../helpers/redis-serve
 import { makeNear, nearHits, newId, session, uniquePrefix, until } from "./near-cache-helpers";
 
 /** Rounds per tracking mode: the default mode gets the full run. */
-const ROUNDS: Record<TrackingMode, number> = { default: 300, bcast: 100 };
+const ROUNDS: Record<TrackingMode, number> = { default: 300, bcast: 50 };
 
 let server: RedisServerHandle;
 let admin: Redis;
