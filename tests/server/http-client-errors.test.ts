@@ -65,7 +65,8 @@ describe("slow clients", () => {
     expect(res.status).toBe(408);
     expect(JSON.parse(res.body.toString())).toEqual({ error: "request_timeout", message: "the request was not received in time" });
     expect(Date.now() - start).toBeGreaterThanOrEqual(250);
-    expect(Date.now() - start).toBeLessThan(2000);
+    // The configured timeout fired, not Node's default (60 s): far below it, whatever the machine's load.
+    expect(Date.now() - start).toBeLessThan(30_000);
   });
 
   test("a login body that never arrives in full answers 408 JSON after the request timeout", async () => {
@@ -73,7 +74,8 @@ describe("slow clients", () => {
     const res = await trickle(`POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{"username":`);
     expect(res.status).toBe(408);
     expect(Date.now() - start).toBeGreaterThanOrEqual(550);
-    expect(Date.now() - start).toBeLessThan(2500);
+    // The configured timeout fired, not Node's default (300 s).
+    expect(Date.now() - start).toBeLessThan(30_000);
     expect(slow.inFlight()).toBe(0);
   });
 });
