@@ -3,7 +3,8 @@
  * given and returns a frozen, typed Config, or throws a ConfigError naming each variable and problem.
  */
 import { z } from "zod";
-import type { MetricsRegistry, SessionCacheOptions } from "./cache";
+import type { SessionCacheOptions } from "./cache/factory";
+import type { MetricsRegistry } from "./cache/metrics";
 import { ConfigError } from "./errors";
 import type { Logger } from "./logger";
 import { parseRedisUrl, type RedisTarget } from "./redis-url";

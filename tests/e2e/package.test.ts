@@ -49,9 +49,9 @@ afterAll(() => {
 });
 
 describe("the packed package in a fresh project", () => {
-  it("ships built code, typings, README, LICENSE and CHANGELOG only", () => {
+  it("ships built code, typings, the pages, README, LICENSE and CHANGELOG only", () => {
     const top = readdirSync(pkgDir).sort();
-    expect(top).toEqual(["CHANGELOG.md", "LICENSE", "README.md", "dist", "package.json"]);
+    expect(top).toEqual(["CHANGELOG.md", "LICENSE", "README.md", "dist", "package.json", "public"]); // public/: the service's pages
     expect(readdirSync(join(pkgDir, "dist")).sort()).toEqual(["esm", "src"]);
   });
 

@@ -154,7 +154,7 @@ test("logout-all on one instance ends every session of that user everywhere and 
 test("the login cookie is HttpOnly, SameSite=Strict, Path=/, Max-Age of the session TTL, not Secure by default; bearer works too", async () => {
   const res = await http(C.url, "POST", "/api/auth/login", { body: { username: "bob", password: "bob-password-1" } });
   expect(res.status).toBe(200);
-  expect(res.json).toEqual({ username: "bob", expiresAt: expect.any(String) });
+  expect(res.json).toEqual({ username: "bob", expiresAt: expect.any(String), redirect: "/account" });
   const cookie = sessionCookie(res)!;
   expect(cookie.value).toMatch(/^[A-Za-z0-9_-]{43}$/); // 32 random bytes, base64url
   expect(cookie.attributes.has("httponly")).toBe(true);

@@ -51,11 +51,15 @@ async function onReplicaOf(key: string): Promise<boolean> {
 }
 
 /** Creates sessions of `username` until at least `perMaster` sit on every master; returns their ids. */
+/** The user of each session made by sessionsOnEveryMaster. */
+const userOf = new Map<string, string>();
+
 async function sessionsOnEveryMaster(
   backend: SessionBackend,
   keys: KeySpace,
   username: string,
   perMaster = 1,
+  oneUserEach = false,
 ): Promise<string[]> {
   const masters = await topo.masters();
   const count = new Map<number, number>(masters.map((m) => [m.port, 0]));
@@ -63,7 +67,10 @@ async function sessionsOnEveryMaster(
   while ([...count.values()].some((n) => n < perMaster) || ids.length < 6) {
     if (ids.length > 100) throw new Error("100 sessions never covered every master");
     const id = newId();
-    await eventually(() => backend.cache.set(id, newSession(username), 600));
+    // One user per session: a removal also writes its user's index (SREM), which may live on a third master.
+    const user = oneUserEach ? `${username}-${ids.length}` : username;
+    userOf.set(id, user);
+    await eventually(() => backend.cache.set(id, newSession(user), 600));
     ids.push(id);
     const port = (await topo.masterForKey(keys.session(id))).port;
     count.set(port, (count.get(port) ?? 0) + 1);
@@ -181,19 +188,26 @@ test("after invalidate resolves, the replica of the session's master no longer h
 
 test("with one master's replica paused, logouts on that master reject and logouts elsewhere succeed", async () => {
   const { backend, keys } = await open();
-  const ids = await sessionsOnEveryMaster(backend, keys, "paused", 3);
-  const unused = new Map<string, number>();
-  for (const id of ids) unused.set(id, (await topo.masterForKey(keys.session(id))).port);
-  const take = (pick: (port: number) => boolean): string => {
-    const id = [...unused.keys()].find((k) => pick(unused.get(k)!))!;
+  const ids = await sessionsOnEveryMaster(backend, keys, "paused", 4, true);
+  // Per session: the master of its key, and the master of its user's index (a removal writes both).
+  const unused = new Map<string, { port: number; indexPort: number }>();
+  for (const id of ids) {
+    unused.set(id, {
+      port: (await topo.masterForKey(keys.session(id))).port,
+      indexPort: (await topo.masterForKey(keys.userIndex(userOf.get(id)!))).port,
+    });
+  }
+  const take = (pick: (at: { port: number; indexPort: number }) => boolean): string => {
+    const id = [...unused.keys()].find((k) => pick(unused.get(k)!));
+    if (id === undefined) throw new Error("no session left with its key and index where this test needs them");
     unused.delete(id);
     return id;
   };
 
   // Every master in turn: the WAIT must go to the master that took the DEL, not to any node.
   for (const master of await topo.masters()) {
-    const here = take((port) => port === master.port);
-    const elsewhere = take((port) => port !== master.port);
+    const here = take((at) => at.port === master.port);
+    const elsewhere = take((at) => at.port !== master.port && at.indexPort !== master.port);
     const [replica] = await topo.replicasOf(master);
     expect(replica).toBeDefined();
     replica!.process.signal("SIGSTOP");
