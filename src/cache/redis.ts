@@ -117,13 +117,12 @@ export class RedisSessionCache implements SessionCache {
       // GETDEL returns what it removed: the username names the index to take the id out of, with no
       // extra read (and no window in which a read could see the key gone but the id still listed).
       const username = usernameIn(await this.getdel(key));
-      const written = [key];
-      if (username !== undefined) {
-        const index = this.keys.userIndex(username);
-        await this.writer.srem(index, id);
-        written.push(index);
-      }
-      await this.waitForReplicasOf(written);
+      if (username !== undefined) await this.writer.srem(this.keys.userIndex(username), id);
+      // After both writes: on one master the WAIT covers both (it counts every earlier write of this
+      // connection). On a cluster the index may live on another master; only the removal of the session
+      // is what a logout promises, a lost SREM leaves a stale id that listing prunes, so its master's
+      // replicas are not waited for (a logout does not fail because of an unrelated master).
+      await this.waitForReplicasOf([key]);
     });
   }
 

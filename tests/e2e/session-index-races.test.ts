@@ -43,7 +43,14 @@ beforeAll(async () => {
   const usersFile = join(dir, "users.json");
   await writeUsersFile(usersFile, { racer: "racer-password-1", limited: "limited-password-1" });
   // A long command timeout: this file is about races, not outages; a loaded CI machine must not 503.
-  const base = { BANGUI_REDIS_URL: redis.url, BANGUI_USERS_FILE: usersFile, BANGUI_WORKERS: "1", BANGUI_REDIS_COMMAND_TIMEOUT_MS: "10000" };
+  // Many logins from one address on purpose: the per-IP login limit (when present) must not answer 429.
+  const base = {
+    BANGUI_REDIS_URL: redis.url,
+    BANGUI_USERS_FILE: usersFile,
+    BANGUI_WORKERS: "1",
+    BANGUI_REDIS_COMMAND_TIMEOUT_MS: "10000",
+    BANGUI_LOGIN_MAX_PER_IP: "100000",
+  };
   const limited = { ...base, BANGUI_KEY_PREFIX: "e2e-limit:", BANGUI_MAX_SESSIONS_PER_USER: "2" };
   [A, B, L1, L2] = await startServices([
     { env: { ...base, BANGUI_KEY_PREFIX: "e2e-index:" }, startTimeoutMs: START_MS },
