@@ -19,7 +19,7 @@ beforeAll(async () => {
   admin = new Redis(server.url);
   backend = createSessionBackend(
     loadConfig({ BANGUI_REDIS_URL: server.url, BANGUI_KEY_PREFIX: "up:", BANGUI_NEAR_CACHE: "true", BANGUI_REDIS_WAIT_REPLICAS: "auto" }),
-    { logger: silentLogger() },
+    { logger: silentLogger(), registry: metrics.registry },
   );
 });
 afterAll(async () => {
