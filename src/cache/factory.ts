@@ -32,9 +32,6 @@ export function backoff(attempt: number): number {
  * request, command and connect timeouts from the config, capped reconnection backoff.
  * @param options.lazyConnect @default false
  * @param options.protocol RESP version. @default 2 (ioredis default)
- * @param options.replayOnFailover Cluster: re-send a command whose node connection closed, once the slots
- *   are refreshed (also after its caller was answered with a timeout). Off for the WAIT connection: a
- *   logout answered 503 during a failover must not be replayed behind the caller's back. @default true
  * @param options.reportsUp this is the data connection: `bangui_session_backend_up` follows it (not the
  *   near-cache subscriber's nor the WAIT connection's state). @default false
  */
@@ -47,7 +44,6 @@ export function createRedisClient(
     logger?: Logger;
     metrics?: CacheMetrics;
     reportsUp?: boolean;
-    replayOnFailover?: boolean;
   } = {},
 ): Redis | Cluster {
   const common: RedisOptions = {
@@ -100,8 +96,8 @@ export function createRedisClient(
       slotsRefreshTimeout: config.redisConnectTimeoutMs,
       lazyConnect: options.lazyConnect ?? false,
       maxRedirections: 16,
-      retryDelayOnFailover: options.replayOnFailover === false ? 0 : 100,
-      retryDelayOnClusterDown: options.replayOnFailover === false ? 0 : 100,
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
       retryDelayOnTryAgain: 100,
     };
     client = new Cluster(target.nodes, clusterOptions);
@@ -221,14 +217,17 @@ export function openSessionBackend(options: SessionCacheOptions): SessionBackend
   const waitTimeoutMs = options.waitTimeoutMs ?? 500;
   // WAIT blocks its connection: removals and their WAIT get one of their own, whose command timeout
   // leaves room for the whole WAIT timeout (so the WAIT timeout may exceed the command timeout). With a
-  // client of the caller's, WAIT runs on that client.
+  // client of the caller's, WAIT runs on that client. Like the data client it re-sends a command after a
+  // Cluster redirection or failover (without that, the first removal routed to a node it has not
+  // connected to yet fails); a removal answered 503 may so still take effect later, which is what 503
+  // promises ("the session may still be valid"), never the reverse.
   const waitClient =
     waitReplicas === 0 || target === undefined
       ? undefined
       : createRedisClient(
           target,
           { ...timeouts, redisCommandTimeoutMs: timeouts.redisCommandTimeoutMs + waitTimeoutMs },
-          { logger, replayOnFailover: false },
+          { logger },
         );
   const redisCache = new RedisSessionCache({
     client,

@@ -176,7 +176,8 @@ export class RedisSessionCache implements SessionCache {
 
   async ping(): Promise<void> {
     await this.op("ping", async () => {
-      await this.client.ping();
+      // Both connections: ready means logouts (the WAIT connection's) can be served too, not only reads.
+      await Promise.all([this.client.ping(), ...(this.writer !== this.client ? [this.writer.ping()] : [])]);
     });
   }
 

@@ -1,5 +1,6 @@
 /**
- * The package as a user gets it: `npm pack` (its prepack builds), the tarball installed into a fresh temp
+ * The package as a user gets it: `npm pack` of the tree `npm test` has just built (pretest; the pack skips
+ * the prepack rebuild, a whole second tsc run, and the test checks that dist/ exists), the tarball installed into a fresh temp
  * project (ioredis as the peer, the service's optional peers for the bins), then there: require and import
  * of every entry point, no side effect on import of `.`, deep imports refused, a TypeScript consumer compiled
  * with moduleResolution node16 and bundler, `npx bangui-users` and `npx bangui-session-cache` (answering
@@ -34,7 +35,8 @@ const node = (code: string, type: "commonjs" | "module" = "commonjs") =>
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "bangui-pack-"));
-  const packed = await sh("npm", ["pack", "--pack-destination", dir, "--json"], ROOT);
+  if (!existsSync(join(ROOT, "dist", "esm", "index.mjs"))) throw new Error("dist/ is missing: run npm run build (npm test does)");
+  const packed = await sh("npm", ["pack", "--ignore-scripts", "--pack-destination", dir, "--json"], ROOT);
   tarball = join(dir, (JSON.parse(packed.stdout) as Array<{ filename: string }>)[0]!.filename);
   writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "consumer", version: "1.0.0", private: true }));
   await sh("npm", [
