@@ -78,6 +78,9 @@ export function createRedisClient(
       name: target.masterName,
       db: target.db,
       sentinelRetryStrategy: backoff,
+      // ioredis sets no timeout on sentinel queries: a hung sentinel (accepting, never answering) would
+      // stall every reconnect for good instead of letting the next sentinel answer.
+      sentinelCommandTimeout: config.redisConnectTimeoutMs,
       // Follow +switch-master at once: without it the client stays on an old master that is still up
       // (planned failover, healed partition) until Sentinel demotes it ~10 s later, and every write made
       // there meanwhile, logouts included, is discarded when it resyncs from the new master.

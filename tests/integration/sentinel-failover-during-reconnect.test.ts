@@ -38,9 +38,10 @@ async function listenForSwitch(port: number): Promise<{ heard: Promise<void>; cl
 }
 
 test("a +switch-master heard while a reconnect waits on a slow sentinel does not end the client", async () => {
+  // Slow, not hung: the stopped sentinel answers within the connect timeout (which bounds sentinel queries).
   const client = createRedisClient(parseRedisUrl(topo.url), {
     redisCommandTimeoutMs: 500,
-    redisConnectTimeoutMs: 2000,
+    redisConnectTimeoutMs: 120_000,
   }) as Redis;
   clients.push(client);
   // The detector subscribes once the stream connects, before the client is ready: wait for both.
@@ -85,4 +86,34 @@ test("a +switch-master heard while a reconnect waits on a slow sentinel does not
   // The old master is dead: the write landed on the promoted replica.
   const newMaster = await topo.waitForFailover(oldMaster);
   expect(await command(newMaster.port, ["GET", "k"])).toBe("after");
+});
+
+test("a sentinel that stays hung does not keep the client from the promoted master", async () => {
+  const own = await startSentinelTopology();
+  try {
+    const client = createRedisClient(parseRedisUrl(own.url), {
+      redisCommandTimeoutMs: 500,
+      redisConnectTimeoutMs: 2000,
+    }) as Redis;
+    clients.push(client);
+    await new Promise<void>((resolve) => client.once("ready", () => resolve()));
+    const oldMaster = await own.currentMaster();
+    // The first sentinel, asked first on every reconnect, accepts connections but never answers.
+    own.sentinels[0]!.signal("SIGSTOP");
+    await oldMaster.kill();
+    const deadline = Date.now() + 60_000;
+    let answered = false;
+    let last = "";
+    while (!answered && Date.now() < deadline) {
+      try {
+        answered = (await client.set("k", "after")) === "OK";
+      } catch (err) {
+        last = `${(err as Error).message} (status ${client.status})`;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    expect({ answered, last }).toEqual({ answered: true, last });
+  } finally {
+    await own.stop();
+  }
 });
