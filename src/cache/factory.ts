@@ -74,6 +74,9 @@ export function createRedisClient(
       name: target.masterName,
       db: target.db,
       sentinelRetryStrategy: backoff,
+      // ioredis sets no timeout on sentinel queries: a hung sentinel (accepting, never answering) would
+      // stall every reconnect for good instead of letting the next sentinel answer.
+      sentinelCommandTimeout: config.redisConnectTimeoutMs,
       // Follow +switch-master at once: without it the client stays on an old master that is still up
       // (planned failover, healed partition) until Sentinel demotes it ~10 s later, and every write made
       // there meanwhile, logouts included, is discarded when it resyncs from the new master.
@@ -83,11 +86,17 @@ export function createRedisClient(
     });
     // ioredis 6: quit() ends the data connection but not the failover detector's sentinel connections
     // (only its connector's disconnect() does); close them once the client has ended for good.
+    // Also as soon as the connection it watches has closed: left subscribed while the client reconnects,
+    // a +switch-master heard while an attempt waits for a sentinel's answer (slow under load) aborts
+    // that attempt with "Connection is closed." and ends the client for good. The reconnect asks the
+    // sentinels anyway, and the next connection starts a detector of its own.
     const sentinelClient = client;
-    sentinelClient.on("end", () => {
+    const stopFailoverDetector = (): void => {
       (sentinelClient as unknown as { connector?: { failoverDetector?: { cleanup(): void } | null } }).connector
         ?.failoverDetector?.cleanup();
-    });
+    };
+    sentinelClient.on("close", stopFailoverDetector);
+    sentinelClient.on("end", stopFailoverDetector);
   } else {
     const clusterOptions: ClusterOptions = {
       redisOptions: common,
