@@ -7,6 +7,7 @@
  * Exit codes: 0 done, 1 failure (file or Redis), 2 usage error.
  */
 import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createSessionBackend } from "../cache";
 import { loadConfig, type Config } from "../config";
 import { silentLogger } from "../logger";
@@ -33,15 +34,17 @@ async function endSessionsInRedis(config: Config, username: string): Promise<voi
   if (config.redis === undefined) return;
   const backend = createSessionBackend(config, { logger: silentLogger() });
   try {
-    const client = backend.redis!;
-    if (client.status !== "ready") {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error("redis did not answer in time")), config.redisConnectTimeoutMs);
-        client.once("ready", () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+    // Ready means both connections answer: the data connection and the one removals (and their WAIT) use;
+    // a removal sent before the latter is up would fail (no offline queue).
+    const deadline = Date.now() + config.redisConnectTimeoutMs + config.redisCommandTimeoutMs;
+    for (;;) {
+      try {
+        await backend.cache.ping();
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await sleep(50);
+      }
     }
     const removed = await backend.cache.invalidateUser(username);
     process.stderr.write(`ended ${removed} session(s) of ${username} in redis\n`);
